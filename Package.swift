@@ -1,0 +1,57 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "nassync",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "nassync", targets: ["nassync"]),
+        .library(name: "NassyncCore", targets: ["NassyncCore"]),
+        .library(name: "SFTPTransport", targets: ["SFTPTransport"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+    ],
+    targets: [
+        // libssh2 from the system (Debian: libssh2-1-dev); shim.h wraps the macros Swift cannot see.
+        .systemLibrary(
+            name: "CLibSSH2",
+            pkgConfig: "libssh2",
+            providers: [.apt(["libssh2-1-dev"])]
+        ),
+        .target(
+            name: "SFTPTransport",
+            dependencies: [
+                "CLibSSH2",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
+        .target(
+            name: "NassyncCore",
+            dependencies: [
+                "SFTPTransport",
+                .product(name: "TOMLKit", package: "TOMLKit"),
+            ]
+        ),
+        .executableTarget(
+            name: "nassync",
+            dependencies: [
+                "NassyncCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(
+            name: "SFTPTransportTests",
+            dependencies: [
+                "SFTPTransport",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
+        .testTarget(
+            name: "NassyncCoreTests",
+            dependencies: ["NassyncCore"]
+        ),
+    ]
+)

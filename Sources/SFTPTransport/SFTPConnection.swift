@@ -1,0 +1,167 @@
+import Dispatch
+
+/// One SSH connection to the NAS, with its SFTP channel, for use from Swift concurrency.
+///
+/// libssh2 blocks, so every call runs on this connection's own serial dispatch queue, never on
+/// the cooperative pool, and calls on one connection run one after another. Cancelling the
+/// calling task shuts the socket down, which stops the blocked libssh2 call at once; the
+/// connection is then unusable and must be replaced (`isUsable` turns false).
+///
+/// `@unchecked Sendable`: the session is only touched on `queue`, and the socket state it shares
+/// with cancellation handlers is behind a mutex.
+public final class SFTPConnection: @unchecked Sendable {
+    public let configuration: SSHConfiguration
+    private let queue: DispatchQueue
+    private let socket: InterruptibleSocket
+    private let session: SSHSession
+    private var keepaliveTimer: DispatchSourceTimer?
+
+    private init(configuration: SSHConfiguration) {
+        self.configuration = configuration
+        self.queue = DispatchQueue(label: "nassync.ssh.\(configuration.host)")
+        self.socket = InterruptibleSocket()
+        self.session = SSHSession(configuration: configuration, socket: socket)
+    }
+
+    /// Connects, verifies the host key against `configuration.knownHostsFile`, and logs in.
+    public static func connect(_ configuration: SSHConfiguration) async throws -> SFTPConnection {
+        let connection = SFTPConnection(configuration: configuration)
+        do {
+            try await connection.perform { session in try session.open() }
+        } catch {
+            await connection.close()
+            throw error
+        }
+        connection.startKeepalives()
+        return connection
+    }
+
+    deinit {
+        keepaliveTimer?.cancel()
+    }
+
+    /// False once the connection was cancelled or closed.
+    public var isUsable: Bool { !socket.isInterrupted && socket.descriptor >= 0 }
+
+    /// Ends the session politely if it is still alive and frees it.
+    public func close() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            queue.async { [self] in
+                keepaliveTimer?.cancel()
+                keepaliveTimer = nil
+                session.close()
+                continuation.resume()
+            }
+        }
+    }
+
+    private func startKeepalives() {
+        let interval = configuration.keepaliveInterval
+        guard interval > 0 else { return }
+        queue.async { [self] in
+            let timer = DispatchSource.makeTimerSource(queue: queue)
+            timer.schedule(deadline: .now() + .seconds(interval), repeating: .seconds(interval))
+            timer.setEventHandler { [weak session] in session?.sendKeepaliveIfDue() }
+            keepaliveTimer = timer
+            timer.resume()
+        }
+    }
+
+    /// Runs `body` on the connection's queue; cancelling the task interrupts it.
+    func perform<T: Sendable>(_ body: @escaping @Sendable (SSHSession) throws -> T) async throws -> T {
+        let socket = self.socket
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { continuation in
+                queue.async { [session] in
+                    if Task.isCancelled || socket.isInterrupted {
+                        continuation.resume(throwing: TransportError(.cancelled, "the operation was cancelled"))
+                        return
+                    }
+                    continuation.resume(with: Result { try body(session) })
+                }
+            }
+        } onCancel: {
+            socket.interrupt()
+        }
+    }
+
+    // MARK: - Operations
+
+    /// Attributes of `path`; a symlink is described itself unless `followSymlinks`.
+    public func stat(_ path: String, followSymlinks: Bool = false) async throws -> RemoteFileInfo {
+        try await perform { try $0.stat(path, followSymlinks: followSymlinks) }
+    }
+
+    /// Like `stat`, but nil when nothing is at `path`.
+    public func statIfExists(_ path: String, followSymlinks: Bool = false) async throws -> RemoteFileInfo? {
+        try await perform { try $0.statIfExists(path, followSymlinks: followSymlinks) }
+    }
+
+    /// `mkdir -p`.
+    public func makeDirectories(_ path: String, mode: Int = 0o755) async throws {
+        try await perform { try $0.makeDirectories(path, mode: mode) }
+    }
+
+    /// Sends a local file; see `SSHSession.upload`. Returns the SHA-256 of the bytes sent.
+    public func upload(
+        from localPath: String, to remotePath: String, resumingAt offset: UInt64 = 0, fsync: Bool = true
+    ) async throws -> UploadResult {
+        try await perform {
+            try $0.upload(localPath: localPath, remotePath: remotePath, offset: offset, fsync: fsync)
+        }
+    }
+
+    /// Flushes an existing remote file to disk; false when the server has no `fsync@openssh.com`.
+    public func fsync(_ path: String) async throws -> Bool {
+        try await perform { try $0.fsync(path) }
+    }
+
+    /// Renames, replacing an existing target without ever losing it (see `SSHSession.rename`).
+    public func rename(_ source: String, to destination: String) async throws {
+        try await perform { try $0.rename(source, to: destination) }
+    }
+
+    /// Removes a file or a symlink (never what it points to).
+    public func remove(_ path: String) async throws {
+        try await perform { try $0.removeFile(path) }
+    }
+
+    /// Removes an empty directory.
+    public func removeDirectory(_ path: String) async throws {
+        try await perform { try $0.removeDirectory(path) }
+    }
+
+    public func list(_ path: String) async throws -> [RemoteDirectoryEntry] {
+        try await perform { try $0.list(path) }
+    }
+
+    public func createSymlink(at linkPath: String, pointingTo target: String) async throws {
+        try await perform { try $0.createSymlink(at: linkPath, pointingTo: target) }
+    }
+
+    public func readSymlink(_ path: String) async throws -> String {
+        try await perform { try $0.readSymlink(path) }
+    }
+
+    /// Reads a remote file back over SFTP and hashes it here.
+    public func hashRemoteFile(_ path: String) async throws -> RemoteDigest {
+        try await perform { try $0.hashRemoteFile(path) }
+    }
+
+    /// Reads a small remote file whole.
+    public func readFile(_ path: String, limit: Int = 64 << 20) async throws -> [UInt8] {
+        try await perform { try $0.readWholeFile(path, limit: limit) }
+    }
+
+    /// Free bytes on the file system holding `path`, when the server can tell.
+    public func availableBytes(at path: String) async throws -> UInt64? {
+        try await perform { $0.availableBytes(at: path) }
+    }
+
+    /// Runs a shell command on the server. Build it with `ShellQuoting`: nothing unquoted.
+    public func run(
+        _ command: String, timeout: Duration? = nil, outputLimit: Int = 64 << 20
+    ) async throws -> CommandResult {
+        try await perform { try $0.run(command, timeout: timeout, outputLimit: outputLimit) }
+    }
+}

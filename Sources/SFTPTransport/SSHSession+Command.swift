@@ -1,0 +1,103 @@
+import CLibSSH2
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+extension SSHSession {
+    /// Runs `command` through the login's shell on the server and collects its output.
+    ///
+    /// The channel is driven in non-blocking mode so that a command that fills stderr while we
+    /// wait on stdout (or the other way round) cannot dead-lock the SSH window. Output beyond
+    /// `outputLimit` bytes per stream is an error rather than unbounded memory.
+    func run(_ command: String, timeout: Duration?, outputLimit: Int) throws -> CommandResult {
+        guard let session, !socket.isInterrupted else { throw TransportError(.connection, "the connection is closed") }
+        guard let channel = nassync_channel_open_session(session) else {
+            throw lastError("cannot open an SSH channel for a command", defaultCode: .protocol)
+        }
+        defer { libssh2_channel_free(channel) }
+        let bytes = Array(command.utf8)
+        guard !bytes.contains(0) else { throw TransportError(.protocol, "a command cannot contain a NUL byte") }
+        let started = bytes.withUnsafeBufferPointer { buffer in
+            buffer.withMemoryRebound(to: CChar.self) { chars in
+                nassync_channel_exec(channel, chars.baseAddress, UInt32(chars.count))
+            }
+        }
+        guard started == 0 else { throw lastError("the server refused to run a command", defaultCode: .protocol) }
+        _ = libssh2_channel_send_eof(channel)
+
+        libssh2_session_set_blocking(session, 0)
+        defer { libssh2_session_set_blocking(session, 1) }
+
+        let clock = ContinuousClock()
+        let deadline = timeout.map { clock.now.advanced(by: $0) }
+        var stdout: [UInt8] = []
+        var stderr: [UInt8] = []
+        var buffer = [CChar](repeating: 0, count: 65_536)
+
+        func drain(_ stream: Int32, into output: inout [UInt8]) throws -> Bool {
+            var progressed = false
+            while true {
+                let count = nassync_channel_read(channel, stream, &buffer, buffer.count)
+                if count == Int(LIBSSH2_ERROR_EAGAIN) || count == 0 { return progressed }
+                guard count > 0 else { throw lastError("reading command output failed", defaultCode: .connection) }
+                output.append(contentsOf: buffer[0..<count].lazy.map { UInt8(bitPattern: $0) })
+                guard output.count <= outputLimit else {
+                    throw TransportError(.protocol, "the command printed more than \(outputLimit) bytes")
+                }
+                progressed = true
+            }
+        }
+
+        while true {
+            let readOut = try drain(0, into: &stdout)
+            let readErr = try drain(Int32(SSH_EXTENDED_DATA_STDERR), into: &stderr)
+            if libssh2_channel_eof(channel) != 0 { break }
+            if readOut || readErr { continue }
+            if let deadline, clock.now >= deadline {
+                throw TransportError(.timeout, "the command did not finish within \(timeout!)")
+            }
+            try waitForSocket(session)
+        }
+        while true {
+            let rc = libssh2_channel_close(channel)
+            if rc == 0 { break }
+            guard rc == LIBSSH2_ERROR_EAGAIN else { break }
+            try waitForSocket(session)
+        }
+        while libssh2_channel_wait_closed(channel) == LIBSSH2_ERROR_EAGAIN {
+            try waitForSocket(session)
+        }
+
+        var signalPointer: UnsafeMutablePointer<CChar>?
+        var signalLength = 0
+        _ = libssh2_channel_get_exit_signal(channel, &signalPointer, &signalLength, nil, nil, nil, nil)
+        var exitSignal: String?
+        if let signalPointer {
+            exitSignal = String(cString: signalPointer)
+            libssh2_free(session, signalPointer)
+        }
+        let status = libssh2_channel_get_exit_status(channel)
+        return CommandResult(
+            exitStatus: exitSignal == nil ? status : nil, exitSignal: exitSignal, stdout: stdout, stderr: stderr)
+    }
+
+    /// Waits until libssh2 can make progress, sending keepalives while a long command is silent.
+    private func waitForSocket(_ session: OpaquePointer) throws {
+        if socket.isInterrupted { throw TransportError(.cancelled, "the command was cancelled") }
+        let directions = libssh2_session_block_directions(session)
+        var events: Int16 = 0
+        if directions & LIBSSH2_SESSION_BLOCK_INBOUND != 0 { events |= Int16(POLLIN) }
+        if directions & LIBSSH2_SESSION_BLOCK_OUTBOUND != 0 { events |= Int16(POLLOUT) }
+        if events == 0 { events = Int16(POLLIN) }
+        var pollFD = pollfd(fd: socket.descriptor, events: events, revents: 0)
+        let ready = poll(&pollFD, 1, 250)
+        if ready == 0 {
+            var secondsToNext: Int32 = 0
+            _ = libssh2_keepalive_send(session, &secondsToNext)
+        } else if ready < 0 && errno != EINTR {
+            throw TransportError(.connection, "waiting for the server failed: \(errnoText())", errno: errno)
+        }
+        if socket.isInterrupted { throw TransportError(.cancelled, "the command was cancelled") }
+    }
+}

@@ -1,0 +1,2 @@
+import NassyncCore
+print(nassyncVersion)

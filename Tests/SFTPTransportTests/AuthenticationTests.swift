@@ -1,0 +1,112 @@
+import Foundation
+import SFTPTransport
+import Testing
+
+@Suite(.enabled(if: TestNAS.isAvailable, "needs the test NAS (scripts/test-nas start)"))
+struct AuthenticationTests {
+    @Test("ed25519 and RSA keys log in")
+    func keysLogIn() async throws {
+        let nas = try TestNAS.require()
+        for key in [nas.key, nas.rsaKey] {
+            var login = nas.shellLogin
+            login.identityFile = key
+            let connection = try await SFTPConnection.connect(login)
+            #expect(try await connection.stat(nas.root).kind == .directory)
+            await connection.close()
+        }
+    }
+
+    @Test("a key the NAS does not know is an authentication error naming the key")
+    func wrongKey() async throws {
+        let nas = try TestNAS.require()
+        var login = nas.shellLogin
+        login.identityFile = nas.strangerKey
+        let error = await #expect(throws: TransportError.self) { try await SFTPConnection.connect(login) }
+        #expect(error?.code == .authentication)
+        #expect(error?.message.contains(nas.strangerKey) == true)
+        #expect(error?.isTransient == false)
+    }
+
+    @Test("a missing key file is an authentication error naming the file, before any connection")
+    func unreadableKey() async throws {
+        let nas = try TestNAS.require()
+        var login = nas.shellLogin
+        login.identityFile = nas.directory + "/no-such-key"
+        let error = await #expect(throws: TransportError.self) { try await SFTPConnection.connect(login) }
+        #expect(error?.code == .authentication)
+        #expect(error?.message.contains(nas.directory + "/no-such-key") == true)
+    }
+
+    @Test("a changed host key is a mismatch, and no login is attempted")
+    func hostKeyMismatch() async throws {
+        let nas = try TestNAS.require()
+        let folder = try makeLocalFolder("known-hosts")
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        // known_hosts claims the NAS has the stranger's key.
+        let strangerPublic = try String(contentsOfFile: nas.strangerKey + ".pub", encoding: .utf8)
+            .split(separator: " ").prefix(2).joined(separator: " ")
+        let tampered = folder + "/known_hosts"
+        try "[\(nas.host)]:\(nas.port) \(strangerPublic)\n".write(toFile: tampered, atomically: true, encoding: .utf8)
+
+        let probeUser = "hostkeyprobe\(UInt32.random(in: 0...UInt32.max))"
+        var login = nas.shellLogin
+        login.knownHostsFile = tampered
+        login.user = probeUser
+        let error = await #expect(throws: TransportError.self) { try await SFTPConnection.connect(login) }
+        #expect(error?.code == .hostKeyMismatch)
+        #expect(error?.isTransient == false)
+        try await Task.sleep(for: .milliseconds(300))
+        // sshd logs "Invalid user <name>" as soon as a login is attempted for an unknown user.
+        let log = try String(contentsOfFile: nas.sshdLog, encoding: .utf8)
+        #expect(!log.contains(probeUser), "the user name reached the server after a host key mismatch")
+    }
+
+    @Test("a host missing from known_hosts is unknown, not a mismatch")
+    func hostKeyUnknown() async throws {
+        let nas = try TestNAS.require()
+        let folder = try makeLocalFolder("known-hosts")
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let original = try String(contentsOfFile: nas.knownHosts, encoding: .utf8)
+        let otherPort = folder + "/known_hosts"
+        try original.replacingOccurrences(of: "]:\(nas.port) ", with: "]:\(nas.port == 1 ? 2 : 1) ")
+            .write(toFile: otherPort, atomically: true, encoding: .utf8)
+
+        var login = nas.shellLogin
+        login.knownHostsFile = otherPort
+        let error = await #expect(throws: TransportError.self) { try await SFTPConnection.connect(login) }
+        #expect(error?.code == .hostKeyUnknown)
+
+        login.knownHostsFile = folder + "/absent"
+        let missing = await #expect(throws: TransportError.self) { try await SFTPConnection.connect(login) }
+        #expect(missing?.code == .hostKeyUnknown)
+        #expect(missing?.message.contains(folder + "/absent") == true)
+    }
+
+    @Test("nothing listening is a transient connection error")
+    func connectionRefused() async throws {
+        let nas = try TestNAS.require()
+        var login = nas.shellLogin
+        login.port = try closedPort()
+        let error = await #expect(throws: TransportError.self) { try await SFTPConnection.connect(login) }
+        #expect(error?.code == .connection)
+        #expect(error?.isTransient == true)
+    }
+
+    /// A loopback port with nothing listening: bind one, note it, close it.
+    private func closedPort() throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) }
+        }
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+}
