@@ -33,6 +33,7 @@ let package = Package(
             dependencies: [
                 "SFTPTransport",
                 .product(name: "TOMLKit", package: "TOMLKit"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
         .executableTarget(
@@ -42,16 +43,28 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        // Helpers shared by the test targets: the loopback test NAS, scratch folders, test data.
+        .target(
+            name: "TestSupport",
+            dependencies: ["SFTPTransport"],
+            path: "Tests/TestSupport"
+        ),
         .testTarget(
             name: "SFTPTransportTests",
             dependencies: [
                 "SFTPTransport",
+                "TestSupport",
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
         .testTarget(
             name: "NassyncCoreTests",
-            dependencies: ["NassyncCore"]
+            dependencies: ["NassyncCore", "SFTPTransport", "TestSupport"]
+        ),
+        // Runs the built `nassync` binary as a user would, checking output and exit codes.
+        .testTarget(
+            name: "NassyncCLITests",
+            dependencies: ["NassyncCore", "TestSupport"]
         ),
     ]
 )

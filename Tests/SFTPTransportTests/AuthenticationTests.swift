@@ -1,5 +1,6 @@
 import Foundation
 import SFTPTransport
+import TestSupport
 import Testing
 
 @Suite(.enabled(if: TestNAS.isAvailable, "needs the test NAS (scripts/test-nas start)"))

@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import SFTPTransport
+import TestSupport
 import Testing
 
 @Suite(.enabled(if: TestNAS.isAvailable, "needs the test NAS (scripts/test-nas start)"))

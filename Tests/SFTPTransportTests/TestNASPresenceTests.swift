@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 
 @Test("the test NAS is there when scripts/test says it must be")
 func testNASPresentWhenRequired() {

@@ -6,30 +6,30 @@ import SFTPTransport
 /// `scripts/test` exports the variables; a plain `swift test` finds `.test-nas/env` in the
 /// checkout. Without either, the tests that need a server are skipped, except under
 /// `NASSYNC_REQUIRE_NAS=1` (set by `scripts/test`), where a missing server is a failure.
-struct TestNAS: Sendable {
-    var host: String
-    var port: Int
-    var user: String
-    var key: String
-    var rsaKey: String
-    var sftpUser: String
-    var sftpKey: String
-    var strangerKey: String
-    var knownHosts: String
-    var root: String
-    var sshdLog: String
-    var directory: String
+public struct TestNAS: Sendable {
+    public var host: String
+    public var port: Int
+    public var user: String
+    public var key: String
+    public var rsaKey: String
+    public var sftpUser: String
+    public var sftpKey: String
+    public var strangerKey: String
+    public var knownHosts: String
+    public var root: String
+    public var sshdLog: String
+    public var directory: String
 
-    static let current: TestNAS? = load()
-    static var isAvailable: Bool { current != nil }
+    public static let current: TestNAS? = load()
+    public static var isAvailable: Bool { current != nil }
 
-    static func require() throws -> TestNAS {
+    public static func require() throws -> TestNAS {
         guard let current else { throw TestNASMissing() }
         return current
     }
 
-    struct TestNASMissing: Error, CustomStringConvertible {
-        var description: String { "no test NAS: run scripts/test, or scripts/test-nas start first" }
+    public struct TestNASMissing: Error, CustomStringConvertible {
+        public var description: String { "no test NAS: run scripts/test, or scripts/test-nas start first" }
     }
 
     private static func load() -> TestNAS? {
@@ -57,17 +57,17 @@ struct TestNAS: Sendable {
     }
 
     /// The login with a shell.
-    var shellLogin: SSHConfiguration {
+    public var shellLogin: SSHConfiguration {
         SSHConfiguration(host: host, port: port, user: user, identityFile: key, knownHostsFile: knownHosts)
     }
 
     /// The SFTP-only login (forced internal-sftp).
-    var sftpOnlyLogin: SSHConfiguration {
+    public var sftpOnlyLogin: SSHConfiguration {
         SSHConfiguration(host: host, port: port, user: sftpUser, identityFile: sftpKey, knownHostsFile: knownHosts)
     }
 
     /// A fresh, empty folder under the NAS root, as a remote path (also valid locally: same machine).
-    func makeRemoteFolder(_ label: String) throws -> String {
+    public func makeRemoteFolder(_ label: String) throws -> String {
         let path = root + "/" + label + "-" + UUID().uuidString
         try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
         return path
@@ -75,14 +75,14 @@ struct TestNAS: Sendable {
 }
 
 /// A scratch folder on the local side, removed by the caller.
-func makeLocalFolder(_ label: String) throws -> String {
+public func makeLocalFolder(_ label: String) throws -> String {
     let path = NSTemporaryDirectory() + "nassync-test-" + label + "-" + UUID().uuidString
     try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
     return path
 }
 
 /// Deterministic pseudo-random bytes (xorshift), so failures reproduce.
-func pseudoRandomBytes(count: Int, seed: UInt64) -> [UInt8] {
+public func pseudoRandomBytes(count: Int, seed: UInt64) -> [UInt8] {
     var state = seed | 1
     var words = [UInt64](repeating: 0, count: (count + 7) / 8)
     for index in words.indices {

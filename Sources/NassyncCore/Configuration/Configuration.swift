@@ -1,0 +1,90 @@
+import SFTPTransport
+
+/// Everything `nassync.toml` says, validated, with local paths made absolute.
+///
+/// DESIGN.md lists the keys; `etc/nassync.toml.example` documents each one.
+public struct Configuration: Sendable, Equatable {
+    public struct Agent: Sendable, Equatable {
+        /// Holds queue.sqlite and control/.
+        public var stateDirectory: String
+        /// nil means stderr only (`log_file = "-"`).
+        public var logFile: String?
+        public var logFormat: LogFormat
+        /// Concurrent transfers, each with its own SSH connection.
+        public var workers: Int
+    }
+
+    public enum LogFormat: String, Sendable, Equatable, CaseIterable {
+        case logfmt, json
+    }
+
+    public struct NAS: Sendable, Equatable {
+        public var host: String
+        public var port: Int
+        public var user: String
+        public var identityFile: String
+        public var knownHosts: String
+        /// Remote folder that receives `<instrument id>/<run path>/`.
+        public var root: String
+        public var connectTimeout: Duration
+        public var operationTimeout: Duration
+    }
+
+    public enum VerifyMethod: String, Sendable, Equatable, CaseIterable {
+        case auto
+        case remoteCommand = "remote-command"
+        case readBack = "read-back"
+    }
+
+    public struct Verify: Sendable, Equatable {
+        public var passes: Int
+        public var interval: Duration
+        public var method: VerifyMethod
+        /// The hash command as separate words; each is shell-quoted before it is sent.
+        public var remoteCommand: [String]
+    }
+
+    public struct Cleanup: Sendable, Equatable {
+        public var enabled: Bool
+        public var minAge: Duration
+    }
+
+    public struct Retry: Sendable, Equatable {
+        public var backoff: [Duration]
+    }
+
+    public struct Instrument: Sendable, Equatable {
+        /// Also the first folder under the NAS root, so only `[A-Za-z0-9._-]`.
+        public var id: String
+        public var root: String
+        /// Glob of run directories relative to `root`, e.g. `*/Runs/*`.
+        public var runs: String
+        /// A run is finished when a file matching this glob exists in it ...
+        public var marker: String?
+        /// ... and/or when nothing in it changed for this long.
+        public var quiet: Duration?
+        public var ignore: [String]
+    }
+
+    /// The file this was read from.
+    public var sourceFile: String
+    public var agent: Agent
+    public var nas: NAS
+    public var verify: Verify
+    public var cleanup: Cleanup
+    public var retry: Retry
+    public var instruments: [Instrument]
+
+    /// The SSH login the transfer workers and the verifier use.
+    public var sshConfiguration: SSHConfiguration {
+        SSHConfiguration(
+            host: nas.host, port: nas.port, user: nas.user, identityFile: nas.identityFile,
+            knownHostsFile: nas.knownHosts, connectTimeout: nas.connectTimeout,
+            operationTimeout: nas.operationTimeout)
+    }
+}
+
+extension Configuration {
+    public static let defaultPath = "/etc/nassync/nassync.toml"
+    public static let defaultBackoff: [Duration] = [.seconds(30), .seconds(120), .seconds(480), .seconds(1800), .seconds(7200)]
+}

@@ -1,0 +1,31 @@
+import SFTPTransport
+
+/// Decides whether the NAS can hash files itself: the check `verify.method = "auto"` makes.
+public enum RemoteHashProbe {
+    public enum Result: Sendable, Equatable {
+        /// The command ran and printed the right digest for the probe file.
+        case works
+        /// It cannot be used; the reason says why (no shell, command missing, wrong digest ...).
+        case unusable(reason: String)
+    }
+
+    /// Runs `command -- probePath` on the NAS (every word quoted) and compares its digest.
+    public static func probe(
+        _ connection: SFTPConnection, command: [String], probePath: String, expectedSHA256: String
+    ) async throws -> Result {
+        let line = try ShellQuoting.command(command + ["--", probePath])
+        let result = try await connection.run(line, timeout: .seconds(60), outputLimit: 1 << 20)
+        let output = (result.stdoutText + result.stderrText).trimmingCharacters(in: .whitespacesAndNewlines)
+        guard result.exitStatus == 0 else {
+            let status = result.exitStatus.map { "exit status \($0)" } ?? "signal \(result.exitSignal ?? "?")"
+            return .unusable(reason: "\(command.joined(separator: " ")) failed (\(status)): \(output.prefix(200))")
+        }
+        let digest = result.stdoutText.prefix(64).lowercased()
+        guard digest == expectedSHA256 else {
+            return .unusable(
+                reason: "\(command.joined(separator: " ")) printed \(output.prefix(100).debugDescription), "
+                    + "not the SHA-256 of the probe file")
+        }
+        return .works
+    }
+}

@@ -1,0 +1,62 @@
+import ArgumentParser
+import NassyncCore
+
+struct RunCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run", abstract: "Run the agent in the foreground (systemd runs this).")
+    @OptionGroup var options: ConfigOption
+
+    func run() async throws {
+        _ = try options.load()
+        try notYetAvailable("run")
+    }
+}
+
+struct StatusCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "status", abstract: "Show the jobs in the queue.")
+    @OptionGroup var options: ConfigOption
+    @Flag(name: .long, help: "Print a JSON array, one object per job.") var json = false
+    @Option(name: .long, help: ArgumentHelp("Only jobs in this state.", valueName: "STATE")) var state: String?
+
+    func run() async throws {
+        _ = try options.load()
+        try notYetAvailable("status")
+    }
+}
+
+struct RetryCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "retry", abstract: "Ask the agent to retry failed jobs (writes a signal file).")
+    @OptionGroup var options: ConfigOption
+    @Argument(help: ArgumentHelp("A job id or run directory.", valueName: "JOB_ID|RUN_DIR")) var target: String?
+    @Flag(name: .long, help: "Retry every failed job.") var allFailed = false
+
+    func validate() throws {
+        guard (target != nil) != allFailed else {
+            throw ValidationError("give either a JOB_ID or RUN_DIR, or --all-failed")
+        }
+    }
+
+    func run() async throws {
+        _ = try options.load()
+        try notYetAvailable("retry")
+    }
+}
+
+struct EnqueueCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "enqueue", abstract: "Queue a run directory now, skipping completion detection.")
+    @OptionGroup var options: ConfigOption
+    @Argument(help: ArgumentHelp("The run directory.", valueName: "RUN_DIR")) var runDirectory: String
+
+    func run() async throws {
+        _ = try options.load()
+        try notYetAvailable("enqueue")
+    }
+}
+
+/// For subcommands whose machinery is not built yet: a clear message and exit 1, not a crash.
+func notYetAvailable(_ name: String) throws -> Never {
+    printError("'\(name)' is not yet available in this version (\(nassyncVersion)); see CHANGELOG.md")
+    throw ExitCode(ExitStatus.failure)
+}

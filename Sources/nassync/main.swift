@@ -1,2 +1,0 @@
-import NassyncCore
-print(nassyncVersion)

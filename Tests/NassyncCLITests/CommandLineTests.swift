@@ -1,0 +1,62 @@
+import Foundation
+import NassyncCore
+import Testing
+import TestSupport
+
+struct CommandLineTests {
+    @Test("--version prints the version and exits 0")
+    func version() throws {
+        let result = try NassyncBinary.run(["--version"])
+        #expect(result.status == 0)
+        #expect(result.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == nassyncVersion)
+    }
+
+    @Test("--help lists every subcommand")
+    func help() throws {
+        let result = try NassyncBinary.run(["--help"])
+        #expect(result.status == 0)
+        for name in ["run", "status", "retry", "enqueue", "doctor"] {
+            #expect(result.stdout.contains("  \(name)"), "missing \(name)")
+        }
+    }
+
+    @Test("usage errors exit 64", arguments: [["frobnicate"], ["retry", "--config", "/x"], ["status", "--bogus"]])
+    func usageErrors(arguments: [String]) throws {
+        let result = try NassyncBinary.run(arguments)
+        #expect(result.status == 64, "stderr: \(result.stderr)")
+    }
+
+    @Test("a bad config exits 78 and names the key and line", arguments: ["run", "status", "enqueue", "doctor"])
+    func badConfig(subcommand: String) throws {
+        let folder = try makeLocalFolder("cli-config")
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let file = folder + "/nassync.toml"
+        try """
+            [nas]
+            host = "nas"
+            user = "u"
+            identity_file = "k"
+            known_hosts = "kh"
+            root = "/r"
+            port = "twenty-two"
+
+            [[instrument]]
+            id = "A"
+            root = "/data/a"
+            runs = "*"
+            quiet = "10m"
+            """.write(toFile: file, atomically: true, encoding: .utf8)
+        var arguments = [subcommand, "--config", file]
+        if subcommand == "enqueue" { arguments.append("/data/a/run1") }
+        let result = try NassyncBinary.run(arguments)
+        #expect(result.status == 78)
+        #expect((result.stderr + result.stdout).contains("\(file):7: nas.port: expected an integer"))
+    }
+
+    @Test("a missing config file exits 78 and names the file")
+    func missingConfig() throws {
+        let result = try NassyncBinary.run(["status", "--config", "/nonexistent/nassync.toml"])
+        #expect(result.status == 78)
+        #expect(result.stderr.contains("/nonexistent/nassync.toml"))
+    }
+}
