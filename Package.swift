@@ -49,6 +49,11 @@ let package = Package(
             dependencies: ["SFTPTransport"],
             path: "Tests/TestSupport"
         ),
+        // Developer tool for the benchmark scripts and fault tests; not installed.
+        .executableTarget(
+            name: "nassync-dev",
+            dependencies: ["SFTPTransport"]
+        ),
         .testTarget(
             name: "SFTPTransportTests",
             dependencies: [

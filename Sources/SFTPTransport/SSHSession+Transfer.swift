@@ -16,14 +16,15 @@ extension SSHSession {
         let sftp = try requireSFTP()
         let local = try LocalFile(openForReading: localPath)
 
-        let chunkSize = Self.transferChunkSize
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: chunkSize, alignment: 64)
+        let window = Self.transferChunkSize
+        // Twice the window: unacknowledged bytes stay at the front while fresh ones are appended.
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 2 * window, alignment: 64)
         defer { buffer.deallocate() }
         var hasher = SHA256()
 
         var position: UInt64 = 0
         while position < offset {
-            let wanted = Int(min(UInt64(chunkSize), offset - position))
+            let wanted = Int(min(UInt64(window), offset - position))
             let count = try local.read(into: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<wanted]), at: position)
             guard count > 0 else {
                 throw TransportError(
@@ -58,21 +59,39 @@ extension SSHSession {
             libssh2_sftp_seek64(handle, offset)
         }
 
+        // libssh2 keeps up to a buffer's worth of write requests in flight and returns as soon as
+        // some are acknowledged; the rest must be passed again, unchanged, at the front of the
+        // next call. Topping the buffer up behind them keeps the pipeline full across chunks, so
+        // the server is still writing while the next chunk is read and hashed here.
+        var pending = 0..<0
+        var endOfFile = false
+        let base = buffer.baseAddress!
         while true {
             if socket.isInterrupted { throw TransportError(.cancelled, "the upload was cancelled", path: remotePath) }
-            let count = try local.read(into: buffer, at: position)
-            if count == 0 { break }
-            hasher.update(bufferPointer: UnsafeRawBufferPointer(rebasing: buffer[0..<count]))
-            let base = buffer.baseAddress!.assumingMemoryBound(to: CChar.self)
-            var written = 0
-            while written < count {
-                let rc = libssh2_sftp_write(handle, base + written, count - written)
-                guard rc >= 0 else {
-                    throw writeError(remotePath: remotePath, remaining: UInt64(count - written))
+            if !endOfFile && pending.count < window {
+                if pending.upperBound > window {
+                    base.copyMemory(from: base + pending.lowerBound, byteCount: pending.count)
+                    pending = 0..<pending.count
                 }
-                written += rc
+                let room = UnsafeMutableRawBufferPointer(rebasing: buffer[pending.upperBound..<(pending.upperBound + window)])
+                let count = try local.read(into: room, at: position)
+                if count == 0 {
+                    endOfFile = true
+                } else {
+                    hasher.update(bufferPointer: UnsafeRawBufferPointer(rebasing: room[0..<count]))
+                    position += UInt64(count)
+                    pending = pending.lowerBound..<(pending.upperBound + count)
+                }
             }
-            position += UInt64(count)
+            if pending.isEmpty {
+                if endOfFile { break } else { continue }
+            }
+            let rc = libssh2_sftp_write(
+                handle, (base + pending.lowerBound).assumingMemoryBound(to: CChar.self), pending.count)
+            guard rc >= 0 else {
+                throw writeError(remotePath: remotePath, remaining: UInt64(pending.count))
+            }
+            pending = (pending.lowerBound + rc)..<pending.upperBound
         }
 
         if remoteSizeBefore > position {

@@ -25,6 +25,8 @@ final class SSHSession: @unchecked Sendable {
     /// libssh2 pipelines SFTP writes when a buffer holds many of its 30,000-byte packets.
     static let transferChunkSize = 30_000 * 70
 
+    static let cipherPreference = "aes128-ctr,aes256-ctr,aes192-ctr,aes256-cbc,aes192-cbc,aes128-cbc"
+
     init(configuration: SSHConfiguration, socket: InterruptibleSocket) {
         self.configuration = configuration
         self.socket = socket
@@ -57,6 +59,11 @@ final class SSHSession: @unchecked Sendable {
         if let hostKeyMethods {
             // Ask for a host key type known_hosts has; libssh2 would report "unknown" otherwise.
             _ = libssh2_session_method_pref(session, LIBSSH2_METHOD_HOSTKEY, hostKeyMethods)
+        }
+        // libssh2 1.10 calls the cipher once per 16-byte block, so the cheapest strong cipher
+        // it offers measurably speeds up bulk transfers; the rest of its list stays as fallback.
+        for direction in [LIBSSH2_METHOD_CRYPT_CS, LIBSSH2_METHOD_CRYPT_SC] {
+            _ = libssh2_session_method_pref(session, direction, Self.cipherPreference)
         }
         if libssh2_session_handshake(session, socket.descriptor) != 0 {
             throw lastError("SSH handshake with \(config.host):\(config.port) failed", defaultCode: .connection)
