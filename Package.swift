@@ -13,6 +13,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
     ],
     targets: [
         // libssh2 from the system (Debian: libssh2-1-dev); shim.h wraps the macros Swift cannot see.
@@ -34,6 +35,7 @@ let package = Package(
                 "SFTPTransport",
                 .product(name: "TOMLKit", package: "TOMLKit"),
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "GRDB", package: "GRDB.swift"),
             ]
         ),
         .executableTarget(
@@ -52,7 +54,7 @@ let package = Package(
         // Developer tool for the benchmark scripts and fault tests; not installed.
         .executableTarget(
             name: "nassync-dev",
-            dependencies: ["SFTPTransport"]
+            dependencies: ["SFTPTransport", "NassyncCore"]
         ),
         .testTarget(
             name: "SFTPTransportTests",

@@ -1,51 +1,30 @@
-// Developer tool for scripts/bench-* and fault tests: runs one transport operation against the NAS described by
-// the NAS_* variables that `scripts/test-nas env` prints, and reports what it measured.
+// Developer tool for scripts/bench-* and fault tests; not installed.
 //
-//   nassync-dev upload LOCAL REMOTE [--no-fsync]   -> "bytes seconds sha256"
-//   nassync-dev hash REMOTE                        -> "bytes seconds sha256" (read-back)
+//   nassync-dev upload LOCAL REMOTE [--no-fsync]   -> "bytes seconds sha256"  (NAS_* variables)
+//   nassync-dev hash REMOTE                        -> "bytes seconds sha256"  (read-back)
+//   nassync-dev queue-churn STATE_DIR SEED         -> drives random queue transitions until killed
+//   nassync-dev queue-fill STATE_DIR COUNT         -> "seconds" to enqueue COUNT jobs
+//   nassync-dev queue-drain STATE_DIR              -> "jobs seconds" to claim and complete every queued job
 import Foundation
-import SFTPTransport
-
-let environment = ProcessInfo.processInfo.environment
-func require(_ name: String) -> String {
-    guard let value = environment[name] else {
-        FileHandle.standardError.write(Data("nassync-dev: \(name) is not set (eval \"$(scripts/test-nas env)\")\n".utf8))
-        exit(64)
-    }
-    return value
-}
 
 let arguments = Array(CommandLine.arguments.dropFirst())
-guard let operation = arguments.first, ["upload", "hash"].contains(operation) else {
-    FileHandle.standardError.write(Data("usage: nassync-dev upload LOCAL REMOTE [--no-fsync] | hash REMOTE\n".utf8))
-    exit(64)
+
+func fail(_ message: String, status: Int32 = 64) -> Never {
+    FileHandle.standardError.write(Data("nassync-dev: \(message)\n".utf8))
+    exit(status)
 }
-let login = SSHConfiguration(
-    host: require("NAS_HOST"), port: Int(require("NAS_PORT")) ?? 22, user: require("NAS_USER"),
-    identityFile: require("NAS_KEY"), knownHostsFile: require("NAS_KNOWN_HOSTS"))
+
+func seconds(since start: ContinuousClock.Instant) -> Double {
+    let elapsed = ContinuousClock.now - start
+    return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+}
 
 do {
-    let clock = ContinuousClock()
-    let start = clock.now
-    let connection = try await SFTPConnection.connect(login)
-    let size: UInt64
-    let digest: String
-    if operation == "upload", arguments.count >= 3 {
-        let result = try await connection.upload(
-            from: arguments[1], to: arguments[2], fsync: !arguments.contains("--no-fsync"))
-        (size, digest) = (result.size, result.sha256)
-    } else if operation == "hash", arguments.count >= 2 {
-        let result = try await connection.hashRemoteFile(arguments[1])
-        (size, digest) = (result.size, result.sha256)
-    } else {
-        FileHandle.standardError.write(Data("nassync-dev: missing arguments for \(operation)\n".utf8))
-        exit(64)
+    switch arguments.first {
+    case "upload", "hash": try await TransportDriver.run(arguments)
+    case "queue-churn", "queue-fill", "queue-drain": try await QueueDriver.run(arguments)
+    default: fail("unknown command; see the comment at the top of Sources/nassync-dev/main.swift")
     }
-    await connection.close()
-    let elapsed = clock.now - start
-    let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-    print("\(size) \(seconds) \(digest)")
 } catch {
-    FileHandle.standardError.write(Data("nassync-dev: \(error)\n".utf8))
-    exit(1)
+    fail("\(error)", status: 1)
 }

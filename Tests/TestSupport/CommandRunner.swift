@@ -9,15 +9,18 @@ public struct CommandOutput: Sendable {
 
 public enum NassyncBinary {
     /// `nassync` sits next to the test bundle in the build folder.
-    public static var path: String {
+    public static var path: String { builtProduct("nassync") }
+
+    /// A product of this package's build (`nassync`, `nassync-dev`), found beside the test bundle.
+    public static func builtProduct(_ name: String) -> String {
         let bundle = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
         var folder = bundle
         while folder.path != "/" {
-            let candidate = folder.appendingPathComponent("nassync").path
+            let candidate = folder.appendingPathComponent(name).path
             if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
             folder.deleteLastPathComponent()
         }
-        return bundle.appendingPathComponent("nassync").path
+        return bundle.appendingPathComponent(name).path
     }
 
     public static func run(_ arguments: [String], environment: [String: String]? = nil) throws -> CommandOutput {

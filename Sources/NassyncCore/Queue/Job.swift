@@ -1,0 +1,79 @@
+import Foundation
+import GRDB
+
+/// One run directory's way to the NAS: a row of the `jobs` table.
+public struct Job: Codable, Sendable, Equatable, FetchableRecord, MutablePersistableRecord, Identifiable {
+    public static let databaseTableName = "jobs"
+    public static let databaseColumnDecodingStrategy = DatabaseColumnDecodingStrategy.convertFromSnakeCase
+    public static let databaseColumnEncodingStrategy = DatabaseColumnEncodingStrategy.convertToSnakeCase
+
+    /// Never reused, so an id in a log line or a signal file always means the same run.
+    public var id: Int64?
+    /// Absolute local path of the run directory; one job per path.
+    public var runPath: String
+    /// The `[[instrument]]` id the run belongs to.
+    public var instrument: String
+    public var state: JobState
+    /// Higher goes first.
+    public var priority: Int
+    /// Failed attempts since the job was (re)queued by hand.
+    public var attempts: Int
+    public var lastAttemptAt: Date?
+    /// Not before this time is the job's next step due (backoff, or the next verify pass).
+    public var nextAttemptAt: Date?
+    public var lastError: String?
+    /// Verify passes that found every file intact.
+    public var verifyPasses: Int
+    /// When the first clean pass finished; `cleanup.min_age` counts from here.
+    public var firstVerifiedAt: Date?
+    /// When the last required pass finished.
+    public var verifiedAt: Date?
+    public var enqueuedAt: Date
+    /// Remote run folder, `<nas.root>/<instrument>/<run path relative to the instrument root>`.
+    public var nasPath: String?
+    /// Set while a worker holds the job (`running`).
+    public var claimedBy: String?
+    public var claimedAt: Date?
+    public var heartbeatAt: Date?
+    /// Totals of the manifest, once it is written.
+    public var files: Int
+    public var bytes: Int64
+    public var updatedAt: Date
+
+    public mutating func didInsert(_ inserted: InsertionSuccess) {
+        id = inserted.rowID
+    }
+
+    public enum Columns {
+        public static let id = Column("id")
+        public static let runPath = Column("run_path")
+        public static let state = Column("state")
+        public static let priority = Column("priority")
+        public static let nextAttemptAt = Column("next_attempt_at")
+        public static let enqueuedAt = Column("enqueued_at")
+        public static let heartbeatAt = Column("heartbeat_at")
+        public static let updatedAt = Column("updated_at")
+    }
+}
+
+/// One line of a job's audit trail: the `events` table, which is append-only.
+public struct JobEvent: Codable, Sendable, Equatable, FetchableRecord, MutablePersistableRecord {
+    public static let databaseTableName = "events"
+    public static let databaseColumnDecodingStrategy = DatabaseColumnDecodingStrategy.convertFromSnakeCase
+    public static let databaseColumnEncodingStrategy = DatabaseColumnEncodingStrategy.convertToSnakeCase
+
+    public var id: Int64?
+    public var jobId: Int64
+    public var at: Date
+    /// nil for the event that created the job.
+    public var fromState: JobState?
+    public var toState: JobState
+    /// A short stable word or phrase (`enqueued`, `claimed`, `transient failure`, ...).
+    public var reason: String
+    /// Free text: the error, the pass number, the counts behind a deletion.
+    public var detail: String?
+
+    public mutating func didInsert(_ inserted: InsertionSuccess) {
+        id = inserted.rowID
+    }
+}

@@ -1,0 +1,87 @@
+import GRDB
+
+/// The queue's schema. Migrations are never edited once released: a change is a new one.
+enum QueueSchema {
+    /// Marks the file as a nassync queue ("nass"), so another program's database is never taken for one.
+    static let applicationID: Int32 = 0x6E61_7373
+
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1: jobs, files, verify results, events") { db in
+            try db.execute(sql: "PRAGMA application_id = \(applicationID)")
+            try db.execute(
+                sql: """
+                    CREATE TABLE jobs (
+                        id INTEGER PRIMARY KEY AUTOINCREMENT,
+                        run_path TEXT NOT NULL UNIQUE,
+                        instrument TEXT NOT NULL,
+                        state TEXT NOT NULL CHECK (state IN ('queued', 'running', 'awaiting_verify', 'verified',
+                                                             'cleanup_eligible', 'cleaned', 'failed')),
+                        priority INTEGER NOT NULL DEFAULT 0,
+                        attempts INTEGER NOT NULL DEFAULT 0,
+                        last_attempt_at DATETIME,
+                        next_attempt_at DATETIME,
+                        last_error TEXT,
+                        verify_passes INTEGER NOT NULL DEFAULT 0,
+                        first_verified_at DATETIME,
+                        verified_at DATETIME,
+                        enqueued_at DATETIME NOT NULL,
+                        nas_path TEXT,
+                        claimed_by TEXT,
+                        claimed_at DATETIME,
+                        heartbeat_at DATETIME,
+                        files INTEGER NOT NULL DEFAULT 0,
+                        bytes INTEGER NOT NULL DEFAULT 0,
+                        updated_at DATETIME NOT NULL
+                    );
+                    CREATE INDEX jobs_due ON jobs (state, priority DESC, next_attempt_at, enqueued_at, id);
+
+                    -- The manifest: one row per file, directory or symlink of a run.
+                    CREATE TABLE files (
+                        job_id INTEGER NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+                        path TEXT NOT NULL,
+                        kind TEXT NOT NULL CHECK (kind IN ('file', 'directory', 'symlink')),
+                        size INTEGER NOT NULL DEFAULT 0,
+                        mtime_ns INTEGER,
+                        inode INTEGER,
+                        link_target TEXT,
+                        sha256 TEXT,
+                        hashed_at DATETIME,
+                        transfer_state TEXT NOT NULL DEFAULT 'pending'
+                            CHECK (transfer_state IN ('pending', 'partial', 'sent', 'resend')),
+                        sent_bytes INTEGER NOT NULL DEFAULT 0,
+                        PRIMARY KEY (job_id, path)
+                    ) WITHOUT ROWID;
+
+                    -- What each verify pass found, file by file.
+                    CREATE TABLE verify_results (
+                        job_id INTEGER NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+                        pass INTEGER NOT NULL,
+                        path TEXT NOT NULL,
+                        outcome TEXT NOT NULL CHECK (outcome IN ('match', 'mismatch', 'missing')),
+                        found_sha256 TEXT,
+                        method TEXT NOT NULL,
+                        checked_at DATETIME NOT NULL,
+                        PRIMARY KEY (job_id, pass, path)
+                    ) WITHOUT ROWID;
+
+                    -- The audit trail. Rows outlive pruned jobs and are never changed.
+                    CREATE TABLE events (
+                        id INTEGER PRIMARY KEY AUTOINCREMENT,
+                        job_id INTEGER NOT NULL,
+                        at DATETIME NOT NULL,
+                        from_state TEXT,
+                        to_state TEXT NOT NULL,
+                        reason TEXT NOT NULL,
+                        detail TEXT
+                    );
+                    CREATE INDEX events_job ON events (job_id, id);
+                    CREATE TRIGGER events_append_only_update BEFORE UPDATE ON events
+                        BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
+                    CREATE TRIGGER events_append_only_delete BEFORE DELETE ON events
+                        BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
+                    """)
+        }
+        return migrator
+    }
+}
