@@ -10,7 +10,9 @@ enum QueueDriver {
         case "queue-churn":
             try await churn(stateDirectory, seed: UInt64(arguments.count > 2 ? arguments[2] : "1") ?? 1)
         case "queue-fill":
-            try await fill(stateDirectory, count: Int(arguments.count > 2 ? arguments[2] : "") ?? 100_000)
+            try await fill(
+                stateDirectory, count: Int(arguments.count > 2 ? arguments[2] : "") ?? 100_000,
+                batch: Int(arguments.count > 3 ? arguments[3] : "") ?? 1)
         default:
             try await drain(stateDirectory)
         }
@@ -54,13 +56,19 @@ enum QueueDriver {
         }
     }
 
-    static func fill(_ stateDirectory: String, count: Int) async throws {
+    /// Enqueues `count` runs in batches of `batch` (1: one transaction per run, as `nassync enqueue` does).
+    static func fill(_ stateDirectory: String, count: Int, batch: Int) async throws {
         let queue = try JobQueue(stateDirectory: stateDirectory, access: .client)
         let start = ContinuousClock.now
-        for index in 0..<count {
-            _ = try await queue.enqueue(
-                runPath: "/data/instrument/2026/Runs/run-\(index)", instrument: "SEQ_1",
-                nasPath: "/volume1/instruments/SEQ_1/2026/Runs/run-\(index)")
+        var index = 0
+        while index < count {
+            let requests = (index..<min(count, index + batch)).map { number in
+                JobQueue.EnqueueRequest(
+                    runPath: "/data/instrument/2026/Runs/run-\(number)", instrument: "SEQ_1",
+                    nasPath: "/volume1/instruments/SEQ_1/2026/Runs/run-\(number)")
+            }
+            _ = try await queue.enqueue(requests)
+            index += batch
         }
         print(seconds(since: start))
     }

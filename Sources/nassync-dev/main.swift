@@ -3,7 +3,7 @@
 //   nassync-dev upload LOCAL REMOTE [--no-fsync]   -> "bytes seconds sha256"  (NAS_* variables)
 //   nassync-dev hash REMOTE                        -> "bytes seconds sha256"  (read-back)
 //   nassync-dev queue-churn STATE_DIR SEED         -> drives random queue transitions until killed
-//   nassync-dev queue-fill STATE_DIR COUNT         -> "seconds" to enqueue COUNT jobs
+//   nassync-dev queue-fill STATE_DIR COUNT [BATCH] -> "seconds" to enqueue COUNT jobs, BATCH per transaction
 //   nassync-dev queue-drain STATE_DIR              -> "jobs seconds" to claim and complete every queued job
 import Foundation
 

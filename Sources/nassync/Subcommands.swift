@@ -12,18 +12,6 @@ struct RunCommand: AsyncParsableCommand {
     }
 }
 
-struct StatusCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "status", abstract: "Show the jobs in the queue.")
-    @OptionGroup var options: ConfigOption
-    @Flag(name: .long, help: "Print a JSON array, one object per job.") var json = false
-    @Option(name: .long, help: ArgumentHelp("Only jobs in this state.", valueName: "STATE")) var state: String?
-
-    func run() async throws {
-        _ = try options.load()
-        try notYetAvailable("status")
-    }
-}
-
 struct RetryCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "retry", abstract: "Ask the agent to retry failed jobs (writes a signal file).")
@@ -40,18 +28,6 @@ struct RetryCommand: AsyncParsableCommand {
     func run() async throws {
         _ = try options.load()
         try notYetAvailable("retry")
-    }
-}
-
-struct EnqueueCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "enqueue", abstract: "Queue a run directory now, skipping completion detection.")
-    @OptionGroup var options: ConfigOption
-    @Argument(help: ArgumentHelp("The run directory.", valueName: "RUN_DIR")) var runDirectory: String
-
-    func run() async throws {
-        _ = try options.load()
-        try notYetAvailable("enqueue")
     }
 }
 

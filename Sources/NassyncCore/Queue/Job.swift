@@ -2,10 +2,8 @@ import Foundation
 import GRDB
 
 /// One run directory's way to the NAS: a row of the `jobs` table.
-public struct Job: Codable, Sendable, Equatable, FetchableRecord, MutablePersistableRecord, Identifiable {
+public struct Job: Sendable, Equatable, FetchableRecord, TableRecord, Identifiable {
     public static let databaseTableName = "jobs"
-    public static let databaseColumnDecodingStrategy = DatabaseColumnDecodingStrategy.convertFromSnakeCase
-    public static let databaseColumnEncodingStrategy = DatabaseColumnEncodingStrategy.convertToSnakeCase
 
     /// Never reused, so an id in a log line or a signal file always means the same run.
     public var id: Int64?
@@ -40,10 +38,6 @@ public struct Job: Codable, Sendable, Equatable, FetchableRecord, MutablePersist
     public var bytes: Int64
     public var updatedAt: Date
 
-    public mutating func didInsert(_ inserted: InsertionSuccess) {
-        id = inserted.rowID
-    }
-
     public enum Columns {
         public static let id = Column("id")
         public static let runPath = Column("run_path")
@@ -56,11 +50,39 @@ public struct Job: Codable, Sendable, Equatable, FetchableRecord, MutablePersist
     }
 }
 
+extension Job {
+    // Rows are read column by column rather than through Codable: GRDB's Codable
+    // path dominated the cost of listing 100,000 jobs.
+    public init(row: Row) throws {
+        id = row["id"]
+        runPath = row["run_path"]
+        instrument = row["instrument"]
+        guard let state = JobState(rawValue: row["state"]) else {
+            throw QueueError(.damaged, "job \(id ?? 0) has an unknown state \(String(describing: row["state"] as String?))")
+        }
+        self.state = state
+        priority = row["priority"]
+        attempts = row["attempts"]
+        lastAttemptAt = row["last_attempt_at"]
+        nextAttemptAt = row["next_attempt_at"]
+        lastError = row["last_error"]
+        verifyPasses = row["verify_passes"]
+        firstVerifiedAt = row["first_verified_at"]
+        verifiedAt = row["verified_at"]
+        enqueuedAt = row["enqueued_at"]
+        nasPath = row["nas_path"]
+        claimedBy = row["claimed_by"]
+        claimedAt = row["claimed_at"]
+        heartbeatAt = row["heartbeat_at"]
+        files = row["files"]
+        bytes = row["bytes"]
+        updatedAt = row["updated_at"]
+    }
+}
+
 /// One line of a job's audit trail: the `events` table, which is append-only.
-public struct JobEvent: Codable, Sendable, Equatable, FetchableRecord, MutablePersistableRecord {
+public struct JobEvent: Codable, Sendable, Equatable, FetchableRecord, TableRecord {
     public static let databaseTableName = "events"
-    public static let databaseColumnDecodingStrategy = DatabaseColumnDecodingStrategy.convertFromSnakeCase
-    public static let databaseColumnEncodingStrategy = DatabaseColumnEncodingStrategy.convertToSnakeCase
 
     public var id: Int64?
     public var jobId: Int64
@@ -73,7 +95,8 @@ public struct JobEvent: Codable, Sendable, Equatable, FetchableRecord, MutablePe
     /// Free text: the error, the pass number, the counts behind a deletion.
     public var detail: String?
 
-    public mutating func didInsert(_ inserted: InsertionSuccess) {
-        id = inserted.rowID
+    enum CodingKeys: String, CodingKey {
+        case id, at, reason, detail
+        case jobId = "job_id", fromState = "from_state", toState = "to_state"
     }
 }

@@ -8,33 +8,54 @@ extension JobQueue {
         public var created: Bool
     }
 
+    /// What to queue: one run directory.
+    public struct EnqueueRequest: Sendable, Equatable {
+        public var runPath: String
+        public var instrument: String
+        public var nasPath: String?
+        public var priority: Int
+
+        public init(runPath: String, instrument: String, nasPath: String?, priority: Int = 0) {
+            self.runPath = runPath
+            self.instrument = instrument
+            self.nasPath = nasPath
+            self.priority = priority
+        }
+    }
+
     /// Queues `runPath`, or returns its existing job untouched.
     public func enqueue(
         runPath: String, instrument: String, nasPath: String?, priority: Int = 0,
         reason: String = "enqueued", detail: String? = nil
     ) async throws -> EnqueueResult {
+        let request = EnqueueRequest(runPath: runPath, instrument: instrument, nasPath: nasPath, priority: priority)
+        return try await enqueue([request], reason: reason, detail: detail)[0]
+    }
+
+    /// Queues many runs in one transaction (one disk sync instead of one per run), each
+    /// idempotently; results come back in the order of `requests`.
+    public func enqueue(_ requests: [EnqueueRequest], reason: String = "enqueued", detail: String? = nil)
+        async throws -> [EnqueueResult]
+    {
         let now = self.now()
         return try await write { db in
-            if let existing = try Job.filter(Job.Columns.runPath == runPath).fetchOne(db) {
-                return EnqueueResult(job: existing, created: false)
+            try requests.map { request in
+                if let existing = try Self.fetchJob(db, runPath: request.runPath) {
+                    return EnqueueResult(job: existing, created: false)
+                }
+                let id = try Self.insertJob(db, request, at: now)
+                try self.appendEvent(db, job: id, from: nil, to: .queued, reason: reason, detail: detail, at: now)
+                return EnqueueResult(job: try Self.fetchJob(db, id), created: true)
             }
-            var job = Job(
-                id: nil, runPath: runPath, instrument: instrument, state: .queued, priority: priority, attempts: 0,
-                lastAttemptAt: nil, nextAttemptAt: nil, lastError: nil, verifyPasses: 0, firstVerifiedAt: nil,
-                verifiedAt: nil, enqueuedAt: now, nasPath: nasPath, claimedBy: nil, claimedAt: nil, heartbeatAt: nil,
-                files: 0, bytes: 0, updatedAt: now)
-            try job.insert(db)
-            try self.appendEvent(db, job: job.id!, from: nil, to: .queued, reason: reason, detail: detail, at: now)
-            return EnqueueResult(job: try Self.fetchJob(db, job.id!), created: true)
         }
     }
 
     public func job(id: Int64) async throws -> Job? {
-        try await read { db in try Job.fetchOne(db, key: id) }
+        try await read { db in try Job.fetchOne(db.cachedStatement(sql: "SELECT * FROM jobs WHERE id = ?"), arguments: [id]) }
     }
 
     public func job(runPath: String) async throws -> Job? {
-        try await read { db in try Job.filter(Job.Columns.runPath == runPath).fetchOne(db) }
+        try await read { db in try Self.fetchJob(db, runPath: runPath) }
     }
 
     /// A job named the way an operator names it: a number is a job id, anything else a run path.

@@ -135,13 +135,6 @@ extension JobQueue {
         }
     }
 
-    static func fetchJob(_ db: Database, _ id: Int64) throws -> Job {
-        guard let job = try Job.fetchOne(db, key: id) else {
-            throw QueueError(.noSuchJob, "there is no job \(id)")
-        }
-        return job
-    }
-
     /// Writes the row and its event; a job that is not `running` holds no claim. The state
     /// machine is checked here too, so no path can write an illegal move.
     func save(_ db: Database, _ job: inout Job, from: JobState, reason: String, detail: String?, at now: Date) throws {
@@ -154,7 +147,7 @@ extension JobQueue {
             job.heartbeatAt = nil
         }
         job.updatedAt = now
-        try job.update(db)
+        try Self.updateJob(db, job)
         try appendEvent(db, job: job.id!, from: from, to: job.state, reason: reason, detail: detail, at: now)
         job = try Self.fetchJob(db, job.id!)  // what callers get is exactly what was stored
     }

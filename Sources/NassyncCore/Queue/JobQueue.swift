@@ -169,12 +169,4 @@ public final class JobQueue: Sendable {
     func now() -> Date {
         clock()
     }
-
-    /// Appends one line to the audit trail, in the caller's transaction.
-    func appendEvent(
-        _ db: Database, job: Int64, from: JobState?, to: JobState, reason: String, detail: String?, at: Date
-    ) throws {
-        var event = JobEvent(id: nil, jobId: job, at: at, fromState: from, toState: to, reason: reason, detail: detail)
-        try event.insert(db)
-    }
 }

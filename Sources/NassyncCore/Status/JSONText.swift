@@ -1,0 +1,30 @@
+/// Just enough JSON writing for status lines and log lines, with exact string escaping.
+public enum JSONText {
+    public static func string(_ value: String) -> String {
+        var result = "\""
+        result.reserveCapacity(value.utf8.count + 2)
+        for scalar in value.unicodeScalars {
+            switch scalar {
+            case "\"": result += "\\\""
+            case "\\": result += "\\\\"
+            case "\n": result += "\\n"
+            case "\r": result += "\\r"
+            case "\t": result += "\\t"
+            case _ where scalar.value < 0x20 || scalar.value == 0x7f:
+                result += "\\u" + String(repeating: "0", count: 4 - String(scalar.value, radix: 16).count)
+                    + String(scalar.value, radix: 16)
+            default: result.unicodeScalars.append(scalar)
+            }
+        }
+        return result + "\""
+    }
+
+    public static func string(_ value: String?) -> String {
+        value.map { string($0) } ?? "null"
+    }
+
+    /// An object from key/value pairs whose values are already JSON text, in the given order.
+    public static func object(_ pairs: KeyValuePairs<String, String>) -> String {
+        "{" + pairs.map { string($0.key) + ":" + $0.value }.joined(separator: ",") + "}"
+    }
+}

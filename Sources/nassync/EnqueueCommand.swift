@@ -1,0 +1,37 @@
+import ArgumentParser
+import NassyncCore
+
+struct EnqueueCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "enqueue", abstract: "Queue a run directory now, skipping completion detection.",
+        discussion: "The directory must lie under an instrument root. A run that already has a job keeps it.")
+    @OptionGroup var options: ConfigOption
+    @Argument(help: ArgumentHelp("The run directory.", valueName: "RUN_DIR")) var runDirectory: String
+
+    func run() async throws {
+        let configuration = try options.load()
+        let location: RunLocation
+        do {
+            location = try RunLocation.locate(runDirectory, in: configuration)
+        } catch let problem as RunLocation.Problem {
+            printError(problem.description)
+            throw ExitCode(problem.kind == .outsideRoots ? ExitStatus.usage : ExitStatus.failure)
+        }
+        do {
+            let queue = try JobQueue(
+                stateDirectory: configuration.agent.stateDirectory, access: .client, backoff: configuration.retry.backoff)
+            let result = try await queue.enqueue(
+                runPath: location.runPath, instrument: location.instrument.id, nasPath: location.nasPath,
+                reason: "enqueued by hand", detail: "nassync enqueue")
+            let job = result.job
+            if result.created {
+                print("job \(job.id!) queued: \(JobReport.printable(job.runPath)) -> \(JobReport.printable(location.nasPath))")
+            } else {
+                print("job \(job.id!) already exists (\(job.state.rawValue)): \(JobReport.printable(job.runPath))")
+            }
+        } catch let error as QueueError {
+            printError(error.message)
+            throw ExitCode(ExitStatus.failure)
+        }
+    }
+}
