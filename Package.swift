@@ -14,6 +14,7 @@ let package = Package(
         .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
     ],
     targets: [
         // libssh2 from the system (Debian: libssh2-1-dev); shim.h wraps the macros Swift cannot see.
@@ -36,6 +37,7 @@ let package = Package(
                 .product(name: "TOMLKit", package: "TOMLKit"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .executableTarget(
@@ -48,13 +50,20 @@ let package = Package(
         // Helpers shared by the test targets: the loopback test NAS, scratch folders, test data.
         .target(
             name: "TestSupport",
-            dependencies: ["SFTPTransport"],
+            dependencies: [
+                "SFTPTransport",
+                .product(name: "Logging", package: "swift-log"),
+            ],
             path: "Tests/TestSupport"
         ),
         // Developer tool for the benchmark scripts and fault tests; not installed.
         .executableTarget(
             name: "nassync-dev",
-            dependencies: ["SFTPTransport", "NassyncCore"]
+            dependencies: [
+                "SFTPTransport",
+                "NassyncCore",
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
         .testTarget(
             name: "SFTPTransportTests",

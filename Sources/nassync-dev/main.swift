@@ -5,6 +5,7 @@
 //   nassync-dev queue-churn STATE_DIR SEED         -> drives random queue transitions until killed
 //   nassync-dev queue-fill STATE_DIR COUNT [BATCH] -> "seconds" to enqueue COUNT jobs, BATCH per transaction
 //   nassync-dev queue-drain STATE_DIR              -> "jobs seconds" to claim and complete every queued job
+//   nassync-dev watch-scan CONFIG [ROUNDS]         -> "seconds" per full rescan of the config's instruments
 import Foundation
 
 let arguments = Array(CommandLine.arguments.dropFirst())
@@ -23,6 +24,7 @@ do {
     switch arguments.first {
     case "upload", "hash": try await TransportDriver.run(arguments)
     case "queue-churn", "queue-fill", "queue-drain": try await QueueDriver.run(arguments)
+    case "watch-scan": try await WatchDriver.run(arguments)
     default: fail("unknown command; see the comment at the top of Sources/nassync-dev/main.swift")
     }
 } catch {

@@ -36,6 +36,8 @@ struct ConfigurationTests {
         #expect(config.cleanup.enabled)
         #expect(config.cleanup.minAge == .seconds(86_400))
         #expect(config.retry.backoff == Configuration.defaultBackoff)
+        #expect(config.watcher.rescanInterval == .seconds(60))
+        #expect(config.watcher.inotify)
         #expect(config.instruments.count == 1)
         #expect(config.instruments[0].quiet == .seconds(600))
         #expect(config.instruments[0].ignore == ["*.tmp", "*.partial"])
@@ -49,6 +51,7 @@ struct ConfigurationTests {
         #expect(example.verify == minimal.verify)
         #expect(example.cleanup == minimal.cleanup)
         #expect(example.retry == minimal.retry)
+        #expect(example.watcher == minimal.watcher)
         #expect(example.nas.port == minimal.nas.port)
         #expect(example.nas.connectTimeout == minimal.nas.connectTimeout)
         #expect(example.nas.operationTimeout == minimal.nas.operationTimeout)
@@ -107,6 +110,10 @@ struct ConfigurationTests {
                 keyPath: "agent.log_format", line: 14, messageContains: "logfmt"),
         BadCase(name: "zero workers", edit: { $0 + "\n[agent]\nworkers = 0\n" },
                 keyPath: "agent.workers", line: 14, messageContains: "from 1 to 64"),
+        BadCase(name: "rescan interval of zero", edit: { $0 + "\n[watcher]\nrescan_interval = \"0s\"\n" },
+                keyPath: "watcher.rescan_interval", line: 14, messageContains: "at least 1s"),
+        BadCase(name: "inotify as a string", edit: { $0 + "\n[watcher]\ninotify = \"yes\"\n" },
+                keyPath: "watcher.inotify", line: 14, messageContains: "true or false"),
         BadCase(name: "neither marker nor quiet",
                 edit: { $0.replacingOccurrences(of: "marker = \"RunComplete.txt\"", with: "") },
                 keyPath: "instrument[1]", line: 8, messageContains: "marker, quiet or both"),

@@ -35,6 +35,7 @@ extension Configuration {
         var verifyTable = try top.table("verify")
         var cleanupTable = try top.table("cleanup")
         var retryTable = try top.table("retry")
+        var watcherTable = try top.table("watcher")
         let instrumentTables = try top.tableArray("instrument")
         try top.rejectUnknownKeys()
 
@@ -46,6 +47,7 @@ extension Configuration {
         let verify = try readVerify(&verifyTable)
         let cleanup = try readCleanup(&cleanupTable)
         let retry = try readRetry(&retryTable)
+        let watcher = try readWatcher(&watcherTable)
         guard var instrumentReaders = instrumentTables, !instrumentReaders.isEmpty else {
             throw context.error(keyPath: "instrument", "at least one [[instrument]] table is required")
         }
@@ -56,7 +58,7 @@ extension Configuration {
         try checkInstrumentsApart(instruments, readers: instrumentReaders)
 
         return Configuration(
-            sourceFile: file, agent: agent, nas: nas, verify: verify, cleanup: cleanup, retry: retry,
+            sourceFile: file, agent: agent, nas: nas, verify: verify, cleanup: cleanup, retry: retry, watcher: watcher,
             instruments: instruments)
     }
 
@@ -147,6 +149,15 @@ extension Configuration {
         }
         try table.rejectUnknownKeys()
         return retry
+    }
+
+    private static func readWatcher(_ reader: inout TableReader?) throws -> Watcher {
+        var watcher = Watcher(rescanInterval: .seconds(60), inotify: true)
+        guard var table = reader else { return watcher }
+        watcher.rescanInterval = try table.duration("rescan_interval", minimum: .seconds(1)) ?? watcher.rescanInterval
+        watcher.inotify = try table.bool("inotify") ?? watcher.inotify
+        try table.rejectUnknownKeys()
+        return watcher
     }
 
     private static func readInstrument(_ table: inout TableReader, context: ConfigurationContext) throws -> Instrument {

@@ -53,6 +53,13 @@ public struct Configuration: Sendable, Equatable {
         public var backoff: [Duration]
     }
 
+    public struct Watcher: Sendable, Equatable {
+        /// Full rescan of every instrument root this often, whatever inotify says.
+        public var rescanInterval: Duration
+        /// Use inotify for prompt reaction; false means rescans only (NFS/SMB mounts see no events).
+        public var inotify: Bool
+    }
+
     public struct Instrument: Sendable, Equatable {
         /// Also the first folder under the NAS root, so only `[A-Za-z0-9._-]`.
         public var id: String
@@ -73,6 +80,7 @@ public struct Configuration: Sendable, Equatable {
     public var verify: Verify
     public var cleanup: Cleanup
     public var retry: Retry
+    public var watcher: Watcher
     public var instruments: [Instrument]
 
     /// The SSH login the transfer workers and the verifier use.

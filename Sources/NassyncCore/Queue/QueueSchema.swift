@@ -82,6 +82,25 @@ enum QueueSchema {
                         BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
                     """)
         }
+        migrator.registerMigration("v2: run observations for the watcher") { db in
+            try db.execute(
+                sql: """
+                    -- What the watcher last saw of each run directory. The quiet clock (changed_at) and the
+                    -- signature survive a restart; job_signature is the signature the job's proof is about.
+                    CREATE TABLE runs (
+                        run_path TEXT PRIMARY KEY,
+                        instrument TEXT NOT NULL,
+                        signature TEXT NOT NULL,
+                        files INTEGER NOT NULL,
+                        bytes INTEGER NOT NULL,
+                        marker_found INTEGER NOT NULL DEFAULT 0,
+                        first_seen_at DATETIME NOT NULL,
+                        changed_at DATETIME NOT NULL,
+                        seen_at DATETIME NOT NULL,
+                        job_signature TEXT
+                    ) WITHOUT ROWID;
+                    """)
+        }
         return migrator
     }
 }

@@ -1,0 +1,74 @@
+import Foundation
+import GRDB
+
+/// What the watcher remembers of a run directory between scans and across restarts.
+public struct RunObservation: Sendable, Equatable {
+    public var runPath: String
+    public var instrument: String
+    /// Files, sizes and mtimes, condensed (see `RunSignature`).
+    public var signature: String
+    public var files: Int
+    public var bytes: Int64
+    public var markerFound: Bool
+    public var firstSeenAt: Date
+    /// When the signature last changed: the start of the quiet period.
+    public var changedAt: Date
+    public var seenAt: Date
+    /// The signature when the run's job was created or its manifest taken; nil without a job.
+    public var jobSignature: String?
+}
+
+extension RunObservation: FetchableRecord {
+    public init(row: Row) {
+        runPath = row["run_path"]
+        instrument = row["instrument"]
+        signature = row["signature"]
+        files = row["files"]
+        bytes = row["bytes"]
+        markerFound = row["marker_found"]
+        firstSeenAt = row["first_seen_at"]
+        changedAt = row["changed_at"]
+        seenAt = row["seen_at"]
+        jobSignature = row["job_signature"]
+    }
+}
+
+extension JobQueue {
+    /// Every observation of `instrument`, keyed by run path.
+    public func runObservations(instrument: String) async throws -> [String: RunObservation] {
+        try await read { db in
+            let rows = try RunObservation.fetchAll(
+                db, sql: "SELECT * FROM runs WHERE instrument = ?", arguments: [instrument])
+            return Dictionary(uniqueKeysWithValues: rows.map { ($0.runPath, $0) })
+        }
+    }
+
+    /// Stores observations (insert or replace) and forgets `vanished` run paths, in one transaction.
+    public func saveRunObservations(_ observations: [RunObservation], forgetting vanished: [String] = []) async throws {
+        guard !observations.isEmpty || !vanished.isEmpty else { return }
+        try await write { db in
+            let upsert = try db.cachedStatement(
+                sql: """
+                    INSERT OR REPLACE INTO runs (run_path, instrument, signature, files, bytes, marker_found,
+                        first_seen_at, changed_at, seen_at, job_signature)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """)
+            for item in observations {
+                try upsert.execute(arguments: [
+                    item.runPath, item.instrument, item.signature, item.files, item.bytes, item.markerFound,
+                    item.firstSeenAt, item.changedAt, item.seenAt, item.jobSignature,
+                ])
+            }
+            let delete = try db.cachedStatement(sql: "DELETE FROM runs WHERE run_path = ?")
+            for path in vanished { try delete.execute(arguments: [path]) }
+        }
+    }
+
+    /// Jobs by run path for the given paths' instrument (one query for a whole scan).
+    public func jobsByRunPath(instrument: String) async throws -> [String: Job] {
+        try await read { db in
+            let jobs = try Job.fetchAll(db, sql: "SELECT * FROM jobs WHERE instrument = ?", arguments: [instrument])
+            return Dictionary(uniqueKeysWithValues: jobs.map { ($0.runPath, $0) })
+        }
+    }
+}

@@ -1,0 +1,58 @@
+import Foundation
+import Logging
+
+extension Watcher {
+    /// Scans until the task is cancelled: a full rescan every `watcher.rescan_interval`, a quick
+    /// partial scan when inotify reports a change or a quiet period may have ended.
+    ///
+    /// The loop ticks every `tick` and does nothing on a tick with nothing to do; the scans
+    /// themselves are the only real work.
+    public func run(tick: Duration = .milliseconds(250)) async {
+        var monitor: InotifyMonitor?
+        if useInotify {
+            monitor = InotifyMonitor()
+            if monitor == nil {
+                logger.warning(
+                    "watcher.inotify_unavailable",
+                    metadata: ["reason": .string(String(cString: strerror(errno))), "fallback": "rescans only"])
+            }
+        }
+        defer { monitor?.close() }
+        logger.info(
+            "watcher.started",
+            metadata: ["instruments": .stringConvertible(configuration.instruments.count),
+                       "inotify": .stringConvertible(monitor != nil),
+                       "rescan_interval": .string(DurationText.format(configuration.watcher.rescanInterval))])
+
+        var nextFullScan = Date.distantPast
+        var nextDeadline: Date?
+        var reportedWatchShortage = false
+        var reportedOverflow = false
+        while !Task.isCancelled {
+            let now = clock()
+            let events = monitor?.takeDirty() ?? (folders: [], overflowed: false)
+            if events.overflowed && !reportedOverflow {
+                reportedOverflow = true
+                logger.warning("watcher.inotify_overflow", metadata: ["action": "full rescan"])
+            }
+            let full = now >= nextFullScan || events.overflowed
+            let due = nextDeadline.map { $0 <= now } ?? false
+            if full || due || !events.folders.isEmpty {
+                let report = await scan(full ? .full : .partial(dirty: events.folders))
+                if full { nextFullScan = now.addingTimeInterval(configuration.watcher.rescanInterval.timeInterval) }
+                nextDeadline = report.nextDeadline
+                if let monitor {
+                    let unwatched = monitor.watch(report.watchFolders)
+                    if !unwatched.isEmpty && !reportedWatchShortage {
+                        reportedWatchShortage = true
+                        logger.warning(
+                            "watcher.inotify_unavailable",
+                            metadata: ["reason": "out of inotify watches (fs.inotify.max_user_watches)",
+                                       "unwatched": .stringConvertible(unwatched.count), "fallback": "rescans"])
+                    }
+                }
+            }
+            try? await Task.sleep(for: tick)
+        }
+    }
+}

@@ -1,0 +1,251 @@
+import Foundation
+import Logging
+import SFTPTransport
+import Synchronization
+
+/// Finds finished run directories and queues each exactly once.
+///
+/// A run is finished when its marker exists and/or nothing in it changed for its quiet period
+/// (DESIGN.md, `[[instrument]]`). What each run looked like, and since when, is kept in the
+/// queue's `runs` table, so the quiet clock survives a restart. Every decision is made on a fresh
+/// walk of the run; inotify only makes the walk happen sooner.
+public final class Watcher: Sendable {
+    public enum ScanMode: Sendable, Equatable {
+        /// Walk every run of every instrument.
+        case full
+        /// Find runs everywhere, but walk only new runs, runs in `dirty` folders, and runs whose
+        /// quiet period may have just ended.
+        case partial(dirty: Set<String>)
+    }
+
+    public struct ScanReport: Sendable {
+        public var enqueued: [Job] = []
+        /// Jobs sent back to the queue because their run changed after its transfer.
+        public var changed: [Job] = []
+        /// The earliest moment a run still waiting for quiet could be finished.
+        public var nextDeadline: Date?
+        /// Folders worth an inotify watch: roots, the levels between roots and runs, the runs.
+        public var watchFolders: Set<String> = []
+    }
+
+    private struct Memory {
+        var failingRoots: Set<String> = []
+        var unreadableRuns: Set<String> = []
+        var reportedEmpty: Set<String> = []
+    }
+
+    let configuration: Configuration
+    let queue: JobQueue
+    let logger: Logger
+    let clock: @Sendable () -> Date
+    let useInotify: Bool
+    private let memory = Mutex(Memory())
+
+    public init(
+        configuration: Configuration, queue: JobQueue, logger: Logger, useInotify: Bool? = nil,
+        clock: @escaping @Sendable () -> Date = { Date() }
+    ) {
+        self.configuration = configuration
+        self.queue = queue
+        self.logger = logger
+        self.clock = clock
+        self.useInotify = useInotify ?? configuration.watcher.inotify
+    }
+
+    /// Scans every instrument once. Problems with one instrument or run are logged and skipped;
+    /// the others carry on.
+    public func scan(_ mode: ScanMode = .full) async -> ScanReport {
+        var report = ScanReport()
+        for instrument in configuration.instruments {
+            do {
+                try await scan(instrument, mode: mode, into: &report)
+            } catch {
+                logger.error(
+                    "watcher.scan_failed",
+                    metadata: ["instrument": .string(instrument.id), "error": .string("\(error)")])
+            }
+        }
+        return report
+    }
+
+    private func scan(_ instrument: Configuration.Instrument, mode: ScanMode, into report: inout ScanReport) async throws {
+        guard let found = findRuns(instrument) else { return }
+        report.watchFolders.formUnion(found.levels)
+        report.watchFolders.formUnion(found.runs)
+
+        let now = clock()
+        let observations = try await queue.runObservations(instrument: instrument.id)
+        let jobs = try await queue.jobsByRunPath(instrument: instrument.id)
+        let marker = instrument.marker.map(Glob.init)
+        let ignore = IgnoreRules(instrument.ignore)
+        var updates: [RunObservation] = []
+        var finished: [RunObservation] = []
+
+        for run in found.runs {
+            let old = observations[run]
+            let job = jobs[run]
+            if let job, job.state.isTerminal { continue }
+            guard needsWalk(run, old: old, job: job, instrument: instrument, mode: mode, now: now) else {
+                if job == nil, let old, let deadline = quietDeadline(old, instrument) {
+                    report.nextDeadline = min(report.nextDeadline ?? deadline, deadline)
+                }
+                continue
+            }
+            let signature: RunSignature
+            do {
+                signature = try RunSignature.compute(runPath: run, marker: marker, ignore: ignore)
+                noteReadable(run, instrument: instrument)
+            } catch {
+                noteUnreadable(run, instrument: instrument, error: error)
+                continue
+            }
+            var observation = old ?? RunObservation(
+                runPath: run, instrument: instrument.id, signature: signature.description, files: signature.files,
+                bytes: signature.bytes, markerFound: signature.markerFound, firstSeenAt: now, changedAt: now,
+                seenAt: now, jobSignature: nil)
+            if observation.signature != signature.description { observation.changedAt = now }
+            observation.signature = signature.description
+            observation.files = signature.files
+            observation.bytes = signature.bytes
+            observation.markerFound = signature.markerFound
+            observation.seenAt = now
+
+            if let job {
+                if let changedJob = try await noticeChange(job, &observation) { report.changed.append(changedJob) }
+            } else if isFinished(observation, instrument, now: now) {
+                finished.append(observation)
+                continue
+            } else if let deadline = quietDeadline(observation, instrument) {
+                report.nextDeadline = min(report.nextDeadline ?? deadline, deadline)
+            }
+            updates.append(observation)
+        }
+
+        report.enqueued += try await enqueue(finished, instrument, updates: &updates)
+        let present = Set(found.runs)
+        let vanished = observations.keys.filter { !present.contains($0) && jobs[$0] == nil }
+        try await queue.saveRunObservations(updates, forgetting: Array(vanished))
+    }
+
+    /// The runs of an instrument, or nil (logged once) when its root cannot be read.
+    private func findRuns(_ instrument: Configuration.Instrument) -> RunFinder.Result? {
+        let found: RunFinder.Result
+        do {
+            found = try RunFinder.find(root: instrument.root, runs: instrument.runs)
+        } catch {
+            let isNew = memory.withLock { $0.failingRoots.insert(instrument.id).inserted }
+            if isNew {
+                logger.warning(
+                    "watcher.root_unavailable",
+                    metadata: ["instrument": .string(instrument.id), "root": .string(instrument.root),
+                               "error": .string("\(error)"), "retry": "next rescan"])
+            }
+            return nil
+        }
+        let (recovered, firstEmpty) = memory.withLock { memory in
+            (memory.failingRoots.remove(instrument.id) != nil,
+             found.runs.isEmpty && memory.reportedEmpty.insert(instrument.id).inserted)
+        }
+        if recovered {
+            logger.info("watcher.root_available", metadata: ["instrument": .string(instrument.id), "root": .string(instrument.root)])
+        }
+        if firstEmpty {
+            logger.notice(
+                "watcher.no_runs_match",
+                metadata: ["instrument": .string(instrument.id), "root": .string(instrument.root),
+                           "runs": .string(instrument.runs)])
+        }
+        for (path, reason) in found.unreadable {
+            noteUnreadable(path, instrument: instrument, error: WatchError(path: path, reason: reason))
+        }
+        return found
+    }
+
+    private func needsWalk(
+        _ run: String, old: RunObservation?, job: Job?, instrument: Configuration.Instrument, mode: ScanMode, now: Date
+    ) -> Bool {
+        guard case .partial(let dirty) = mode, let old else { return true }
+        if dirty.contains(run) { return true }
+        guard job == nil, let deadline = quietDeadline(old, instrument) else { return false }
+        return deadline <= now
+    }
+
+    /// When a run without a job could be finished by quiet alone (nil: no quiet period set).
+    private func quietDeadline(_ observation: RunObservation, _ instrument: Configuration.Instrument) -> Date? {
+        instrument.quiet.map { observation.changedAt.addingTimeInterval($0.timeInterval) }
+    }
+
+    func isFinished(_ observation: RunObservation, _ instrument: Configuration.Instrument, now: Date) -> Bool {
+        let markerHolds = instrument.marker == nil || observation.markerFound
+        let quietHolds = quietDeadline(observation, instrument).map { $0 <= now } ?? true
+        return markerHolds && quietHolds
+    }
+
+    /// A run that changed after its transfer loses its proof: the job goes back to the queue.
+    private func noticeChange(_ job: Job, _ observation: inout RunObservation) async throws -> Job? {
+        switch job.state {
+        case .queued:
+            // Nothing is proven yet; the transfer will take the run as it is then.
+            observation.jobSignature = observation.signature
+            return nil
+        case .awaitingVerify, .verified, .cleanupEligible:
+            guard let proven = observation.jobSignature, proven != observation.signature else { return nil }
+            let changed = try await queue.requeueChanged(
+                job: job.id!, reason: "run changed",
+                detail: "files, sizes or mtimes differ from what was transferred")
+            logger.warning(
+                "run.changed",
+                metadata: ["job": .stringConvertible(job.id!), "run": .string(job.runPath),
+                           "state": .string(job.state.rawValue), "action": "queued again; earlier passes forgotten"])
+            observation.jobSignature = observation.signature
+            return changed
+        default:
+            return nil
+        }
+    }
+
+    private func enqueue(
+        _ finished: [RunObservation], _ instrument: Configuration.Instrument, updates: inout [RunObservation]
+    ) async throws -> [Job] {
+        guard !finished.isEmpty else { return [] }
+        let requests = finished.map { observation in
+            let relative = String(observation.runPath.dropFirst(instrument.root.count + 1))
+            return JobQueue.EnqueueRequest(
+                runPath: observation.runPath, instrument: instrument.id,
+                nasPath: RemotePath.join(configuration.nas.root, instrument.id, relative))
+        }
+        let results = try await queue.enqueue(requests, reason: "run finished")
+        var enqueued: [Job] = []
+        for (observation, result) in zip(finished, results) {
+            var stored = observation
+            stored.jobSignature = observation.signature
+            updates.append(stored)
+            guard result.created else { continue }
+            let why = [instrument.marker.map { _ in "marker" }, instrument.quiet.map { "quiet \(DurationText.format($0))" }]
+                .compactMap { $0 }.joined(separator: "+")
+            logger.info(
+                "run.detected",
+                metadata: ["instrument": .string(instrument.id), "run": .string(observation.runPath),
+                           "files": .stringConvertible(observation.files), "bytes": .stringConvertible(observation.bytes),
+                           "finished_by": .string(why)])
+            logger.info(
+                "job.enqueued",
+                metadata: ["job": .stringConvertible(result.job.id!), "run": .string(observation.runPath),
+                           "instrument": .string(instrument.id), "nas_path": .string(result.job.nasPath ?? "")])
+            enqueued.append(result.job)
+        }
+        return enqueued
+    }
+
+    private func noteUnreadable(_ path: String, instrument: Configuration.Instrument, error: Error) {
+        guard memory.withLock({ $0.unreadableRuns.insert(path).inserted }) else { return }
+        logger.warning(
+            "run.unreadable",
+            metadata: ["instrument": .string(instrument.id), "path": .string(path), "error": .string("\(error)"),
+                       "retry": "next rescan"])
+    }
+
+    private func noteReadable(_ path: String, instrument: Configuration.Instrument) {
+        _ = memory.withLock { $0.unreadableRuns.remove(path) }
+    }
+}
