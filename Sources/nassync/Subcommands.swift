@@ -1,17 +1,6 @@
 import ArgumentParser
 import NassyncCore
 
-struct RunCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "run", abstract: "Run the agent in the foreground (systemd runs this).")
-    @OptionGroup var options: ConfigOption
-
-    func run() async throws {
-        _ = try options.load()
-        try notYetAvailable("run")
-    }
-}
-
 struct RetryCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "retry", abstract: "Ask the agent to retry failed jobs (writes a signal file).")

@@ -86,8 +86,9 @@ extension JobQueue {
         }
     }
 
-    /// `recordFailure` inside the caller's transaction.
-    func applyFailure(_ db: Database, _ job: inout Job, _ failure: JobFailure, at now: Date) throws {
+    /// `recordFailure` inside the caller's transaction. `requeue` sends a job waiting between
+    /// verify passes back to `queued` instead of leaving it where it is (its files must be resent).
+    func applyFailure(_ db: Database, _ job: inout Job, _ failure: JobFailure, requeue: Bool = false, at now: Date) throws {
         guard !job.state.isTerminal else {
             throw QueueError(.illegalTransition, "job \(job.id ?? 0) is already \(job.state.rawValue)")
         }
@@ -99,7 +100,7 @@ extension JobQueue {
         if failure.isTransient && job.attempts <= backoff.count {
             let wait = backoff[job.attempts - 1]
             job.nextAttemptAt = now.addingTimeInterval(wait.timeInterval)
-            job.state = from == .running ? .queued : from
+            job.state = from == .running || requeue ? .queued : from
             detail = "attempt \(job.attempts) of \(backoff.count + 1), next in \(DurationText.format(wait)): \(failure.message)"
         } else {
             job.state = .failed

@@ -31,7 +31,8 @@ public final class Watcher: Sendable {
     private struct Memory {
         var failingRoots: Set<String> = []
         var unreadableRuns: Set<String> = []
-        var reportedEmpty: Set<String> = []
+        /// Instruments scanned successfully at least once (an empty first scan is worth a log line).
+        var scanned: Set<String> = []
     }
 
     let configuration: Configuration
@@ -144,7 +145,7 @@ public final class Watcher: Sendable {
         }
         let (recovered, firstEmpty) = memory.withLock { memory in
             (memory.failingRoots.remove(instrument.id) != nil,
-             found.runs.isEmpty && memory.reportedEmpty.insert(instrument.id).inserted)
+             memory.scanned.insert(instrument.id).inserted && found.runs.isEmpty)
         }
         if recovered {
             logger.info("watcher.root_available", metadata: ["instrument": .string(instrument.id), "root": .string(instrument.root)])

@@ -1,0 +1,164 @@
+import Foundation
+import Logging
+import SFTPTransport
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Frees local disk once a job's NAS copy is proven: exactly the manifest's files, then the
+/// folders they leave empty, after checking once more that nothing changed on either side.
+public final class Reaper: Sendable {
+    let configuration: Configuration
+    let queue: JobQueue
+    let logger: Logger
+    let connect: TransferWorker.Connector
+    let connection = ConnectionSlot()
+    let clock: @Sendable () -> Date
+
+    public init(
+        configuration: Configuration, queue: JobQueue, logger: Logger, connect: TransferWorker.Connector? = nil,
+        clock: @escaping @Sendable () -> Date = { Date() }
+    ) {
+        self.configuration = configuration
+        self.queue = queue
+        self.logger = logger
+        self.clock = clock
+        let login = configuration.sshConfiguration
+        self.connect = connect ?? { try await SFTPConnection.connect(login) }
+    }
+
+    public func run(tick: Duration = .seconds(2)) async {
+        while !Task.isCancelled {
+            await sweep()
+            try? await Task.sleep(for: tick)
+        }
+        await connection.close()
+    }
+
+    /// Promotes verified jobs old enough, then cleans the eligible ones (when cleanup is enabled).
+    public func sweep() async {
+        do {
+            for job in try await queue.jobs(in: .verified) where !Task.isCancelled {
+                try await promoteIfOldEnough(job)
+            }
+            guard configuration.cleanup.enabled else { return }
+            for job in try await queue.dueJobs(in: .cleanupEligible) where !Task.isCancelled {
+                await clean(job)
+            }
+        } catch {
+            logger.error("queue.error", metadata: ["error": .string("\(error)")])
+        }
+    }
+
+    private func promoteIfOldEnough(_ job: Job) async throws {
+        guard let first = job.firstVerifiedAt,
+            clock().timeIntervalSince(first) >= configuration.cleanup.minAge.timeInterval
+        else { return }
+        try await queue.transition(
+            job: job.id!, to: .cleanupEligible, from: .verified, reason: "old enough",
+            detail: "\(job.verifyPasses) passes, first \(Timestamp.iso8601(first))")
+        logger.info(
+            "job.cleanup_eligible",
+            metadata: ["job": .stringConvertible(job.id!), "run": .string(job.runPath),
+                       "passes": .stringConvertible(job.verifyPasses)])
+    }
+
+    /// Deletes a `cleanup_eligible` job's local files, or sends it back to the queue if anything
+    /// about the run is not exactly as it was proven.
+    public func clean(_ job: Job) async {
+        let id = job.id!
+        do {
+            let manifest = try await queue.manifest(job: id)
+            let location = try RunLocation.locate(job.runPath, in: configuration, workingDirectory: "/")
+            if let reason = try localDifference(job, manifest, location) {
+                try await requeue(job, reason: reason)
+                return
+            }
+            let missing = try await remoteMissing(job, manifest)
+            if !missing.isEmpty {
+                try await requeue(job, reason: "missing on the NAS: " + missing.prefix(10).joined(separator: ", "))
+                return
+            }
+            let deleter = try SafeDeleter(root: location.instrument.root, relativeRun: location.relativePath)
+            var files = 0
+            var bytes: Int64 = 0
+            for entry in manifest where entry.kind != .directory {
+                if case .deleted(let size) = try deleter.delete(entry) {
+                    files += 1
+                    bytes += size
+                }
+            }
+            // Deepest folders first, so parents can empty out; a folder with anything left stays.
+            for entry in manifest.reversed() where entry.kind == .directory {
+                deleter.removeIfEmpty(entry.path)
+            }
+            let runFolderGone = deleter.removeRunFolderIfEmpty()
+            try await queue.transition(
+                job: id, to: .cleaned, from: .cleanupEligible, reason: "local data deleted",
+                detail: "\(files) files, \(bytes) bytes, after \(job.verifyPasses) verify passes")
+            logger.info(
+                "cleanup.deleted",
+                metadata: ["job": .stringConvertible(id), "run": .string(job.runPath), "files": .stringConvertible(files),
+                           "bytes": .stringConvertible(bytes), "passes": .stringConvertible(job.verifyPasses),
+                           "run_folder": .string(runFolderGone ? "removed" : "kept (not empty)")])
+        } catch let refusal as SafeDeleter.Refusal {
+            try? await requeue(job, reason: refusal.message)
+        } catch let problem as RunLocation.Problem {
+            let failure = JobFailure("cannot clean \(job.runPath): \(problem.description)", isTransient: false)
+            if let updated = try? await queue.recordFailure(job: id, failure), updated.state == .failed {
+                logger.error("job.failed", metadata: ["job": .stringConvertible(id), "error": .string(failure.message)])
+            }
+        } catch {
+            if error is TransportError { await connection.close() }
+            let failure = TransferWorker.classify(error)
+            let updated = try? await queue.recordFailure(job: id, failure)
+            logger.warning(
+                "cleanup.failed",
+                metadata: ["job": .stringConvertible(id), "error": .string(failure.message),
+                           "state": .string(updated?.state.rawValue ?? "?")])
+        }
+    }
+
+    /// Why the local run is no longer what was proven, or nil if it is exactly that.
+    private func localDifference(_ job: Job, _ manifest: [ManifestEntry], _ location: RunLocation) throws -> String? {
+        let ignore = IgnoreRules(location.instrument.ignore)
+        let now: [ManifestEntry]
+        do {
+            now = try LocalRunWalker.manifest(runPath: job.runPath, ignore: ignore)
+        } catch let problem as LocalRunWalker.Problem {
+            return problem.message
+        }
+        let proven = Dictionary(uniqueKeysWithValues: manifest.map { ($0.path, $0) })
+        for entry in now {
+            guard let before = proven[entry.path] else { return "a file not in the manifest appeared: \(entry.path)" }
+            if entry.kind == .directory { continue }  // a folder's mtime moves with its contents
+            if !entry.isSameLocalFile(as: before) { return "changed since it was hashed: \(entry.path)" }
+        }
+        return nil
+    }
+
+    /// Manifest files and symlinks that the NAS no longer has (or has at another size).
+    private func remoteMissing(_ job: Job, _ manifest: [ManifestEntry]) async throws -> [String] {
+        guard let nasPath = job.nasPath else { return ["(no NAS path recorded)"] }
+        let sftp = try await connection.get(connect)
+        var missing: [String] = []
+        for entry in manifest where entry.kind != .directory {
+            let info = try await sftp.statIfExists(RemotePath.join(nasPath, entry.path))
+            switch entry.kind {
+            case .file where info?.kind != .file || info?.size != UInt64(entry.size): missing.append(entry.path)
+            case .symlink where info?.kind != .symlink: missing.append(entry.path)
+            default: break
+            }
+        }
+        return missing
+    }
+
+    private func requeue(_ job: Job, reason: String) async throws {
+        try await queue.requeueChanged(job: job.id!, reason: "cleanup refused", detail: reason)
+        logger.warning(
+            "cleanup.refused",
+            metadata: ["job": .stringConvertible(job.id!), "run": .string(job.runPath), "reason": .string(reason),
+                       "action": "queued again; nothing deleted"])
+    }
+}

@@ -1,0 +1,100 @@
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Deletes files of one run, and only those, without ever following a symlink.
+///
+/// Every path is resolved from an open descriptor of the instrument root, one component at a
+/// time with `O_NOFOLLOW`, so a folder swapped for a symlink can never lead a deletion outside
+/// the run. Each file is checked again (kind, size, mtime, inode) right before it is unlinked.
+final class SafeDeleter {
+    struct Refusal: Error, CustomStringConvertible {
+        var message: String
+        var description: String { message }
+    }
+
+    private let runDescriptor: Int32
+    let runPath: String
+
+    /// Opens `relativeRun` (the run's path below `root`) through real folders only.
+    init(root: String, relativeRun: String) throws {
+        var fd = open(root, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard fd >= 0 else { throw Refusal(message: "cannot open the instrument root \(root): \(String(cString: strerror(errno)))") }
+        for component in relativeRun.split(separator: "/") {
+            let next = openat(fd, String(component), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+            let code = errno
+            close(fd)
+            guard next >= 0 else {
+                throw Refusal(message: "cannot open \(root)/\(relativeRun) through real folders only: \(String(cString: strerror(code)))")
+            }
+            fd = next
+        }
+        runDescriptor = fd
+        runPath = root + "/" + relativeRun
+    }
+
+    deinit { close(runDescriptor) }
+
+    enum Outcome: Equatable {
+        case deleted(bytes: Int64)
+        /// Already gone: the NAS copy is proven, so nothing is lost.
+        case alreadyGone
+    }
+
+    /// Unlinks `entry` if it is still exactly what was hashed; throws otherwise.
+    func delete(_ entry: ManifestEntry) throws -> Outcome {
+        let outcome = try withParent(of: entry.path) { parent, name -> Outcome in
+            var info = stat()
+            guard fstatat(parent, name, &info, AT_SYMLINK_NOFOLLOW) == 0 else {
+                if errno == ENOENT { return .alreadyGone }
+                throw Refusal(message: "cannot stat \(runPath)/\(entry.path): \(String(cString: strerror(errno)))")
+            }
+            let kind = info.st_mode & S_IFMT
+            let mtime = Int64(info.st_mtim.tv_sec) * 1_000_000_000 + Int64(info.st_mtim.tv_nsec)
+            let expectedKind = entry.kind == .symlink ? S_IFLNK : S_IFREG
+            guard kind == expectedKind, Int64(info.st_size) == entry.size, mtime == entry.mtimeNanoseconds,
+                UInt64(info.st_ino) == entry.inode
+            else {
+                throw Refusal(message: "\(runPath)/\(entry.path) changed since it was hashed")
+            }
+            guard unlinkat(parent, name, 0) == 0 else {
+                throw Refusal(message: "cannot delete \(runPath)/\(entry.path): \(String(cString: strerror(errno)))")
+            }
+            return .deleted(bytes: entry.kind == .file ? entry.size : 0)
+        }
+        return outcome ?? .alreadyGone
+    }
+
+    /// Removes a folder of the run if it is empty; a folder with anything left in it stays.
+    func removeIfEmpty(_ relativePath: String) {
+        _ = try? withParent(of: relativePath) { parent, name in
+            _ = unlinkat(parent, name, AT_REMOVEDIR)
+        }
+    }
+
+    /// Removes the run folder itself if it is empty. Returns whether it is gone.
+    func removeRunFolderIfEmpty() -> Bool {
+        rmdir(runPath) == 0 || errno == ENOENT
+    }
+
+    /// Calls `body` with a descriptor of the folder holding `relativePath` and its last
+    /// component, or returns nil when a folder on the way no longer exists.
+    private func withParent<T>(of relativePath: String, _ body: (Int32, String) throws -> T) throws -> T? {
+        let components = relativePath.split(separator: "/").map(String.init)
+        guard let name = components.last else { throw Refusal(message: "an empty path in the manifest") }
+        var fd = dup(runDescriptor)
+        defer { close(fd) }
+        for component in components.dropLast() {
+            let next = openat(fd, component, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+            guard next >= 0 else {
+                if errno == ENOENT { return nil }
+                throw Refusal(message: "\(runPath)/\(relativePath): a folder on the way is not a real folder")
+            }
+            close(fd)
+            fd = next
+        }
+        return try body(fd, name)
+    }
+}

@@ -1,0 +1,75 @@
+import Foundation
+import GRDB
+
+extension JobQueue {
+    /// Replaces a job's manifest with what the run holds now, keeping what is known about files
+    /// that did not change (their hash and transfer state, so a resumed job does not start over).
+    /// Updates the job's totals, and the signature the watcher compares later changes with.
+    @discardableResult
+    public func replaceManifest(job id: Int64, entries: [ManifestEntry], runSignature: String?) async throws -> Job {
+        let now = self.now()
+        return try await write { db in
+            var job = try Self.fetchJob(db, id)
+            let old = try Self.manifest(db, job: id)
+            let oldByPath = Dictionary(uniqueKeysWithValues: old.map { ($0.path, $0) })
+            try db.execute(sql: "DELETE FROM files WHERE job_id = ?", arguments: [id])
+            let insert = try db.cachedStatement(
+                sql: """
+                    INSERT INTO files (job_id, path, kind, size, mtime_ns, inode, link_target, sha256, hashed_at,
+                        transfer_state, sent_bytes)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """)
+            for var entry in entries {
+                if let previous = oldByPath[entry.path], previous.isSameLocalFile(as: entry) {
+                    entry.sha256 = previous.sha256
+                    entry.hashedAt = previous.hashedAt
+                    entry.transferState = previous.transferState
+                    entry.sentBytes = previous.sentBytes
+                }
+                try insert.execute(arguments: [
+                    id, entry.path, entry.kind.rawValue, entry.size, entry.mtimeNanoseconds,
+                    Int64(bitPattern: entry.inode), entry.linkTarget, entry.sha256, entry.hashedAt,
+                    entry.transferState.rawValue, entry.sentBytes,
+                ])
+            }
+            let files = entries.filter { $0.kind == .file }
+            job.files = files.count
+            job.bytes = files.reduce(0) { $0 + $1.size }
+            job.updatedAt = now
+            try Self.updateJob(db, job)
+            if let runSignature {
+                try db.execute(
+                    sql: "UPDATE runs SET job_signature = ? WHERE run_path = ?", arguments: [runSignature, job.runPath])
+            }
+            return try Self.fetchJob(db, id)
+        }
+    }
+
+    public func manifest(job id: Int64) async throws -> [ManifestEntry] {
+        try await read { db in try Self.manifest(db, job: id) }
+    }
+
+    static func manifest(_ db: Database, job id: Int64) throws -> [ManifestEntry] {
+        try ManifestEntry.fetchAll(
+            db.cachedStatement(sql: "SELECT * FROM files WHERE job_id = ? ORDER BY path"), arguments: [id])
+    }
+
+    /// Records transfer progress of several files in one transaction.
+    public func recordTransfer(job id: Int64, _ updates: [ManifestEntry]) async throws {
+        guard !updates.isEmpty else { return }
+        let now = self.now()
+        try await write { db in
+            let statement = try db.cachedStatement(
+                sql: """
+                    UPDATE files SET sha256 = ?, hashed_at = ?, transfer_state = ?, sent_bytes = ?
+                    WHERE job_id = ? AND path = ?
+                    """)
+            for entry in updates {
+                try statement.execute(arguments: [
+                    entry.sha256, entry.sha256 == nil ? nil : (entry.hashedAt ?? now), entry.transferState.rawValue,
+                    entry.sentBytes, id, entry.path,
+                ])
+            }
+        }
+    }
+}

@@ -1,0 +1,87 @@
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Lists a run for its manifest: every file, folder and symlink, with what identifies its
+/// content (size, mtime, inode), never following a symlink.
+public enum LocalRunWalker {
+    /// A problem with the local run, and whether waiting could help.
+    public struct Problem: Error, CustomStringConvertible, Sendable {
+        public var message: String
+        public var isTransient: Bool
+        public var description: String { message }
+    }
+
+    /// Sorted by path. `.nassync/` and `ignore` matches are left out.
+    public static func manifest(runPath: String, ignore: IgnoreRules) throws -> [ManifestEntry] {
+        var entries: [ManifestEntry] = []
+        let fd = open(runPath, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard fd >= 0 else { throw problem(errno, runPath, what: "the run directory") }
+        try walk(fd, runPath: runPath, prefix: "", ignore: ignore, into: &entries)
+        return entries.sorted { $0.path.utf8.lexicographicallyPrecedes($1.path.utf8) }
+    }
+
+    private static func walk(
+        _ fd: Int32, runPath: String, prefix: String, ignore: IgnoreRules, into entries: inout [ManifestEntry]
+    ) throws {
+        guard let directory = fdopendir(fd) else {
+            close(fd)
+            throw problem(errno, runPath + "/" + prefix, what: "a folder of the run")
+        }
+        defer { closedir(directory) }
+        let parent = dirfd(directory)
+        while let entry = readdir(directory) {
+            let name = withUnsafePointer(to: &entry.pointee.d_name) {
+                $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
+            }
+            if name == "." || name == ".." || (prefix.isEmpty && name == ".nassync") { continue }
+            let path = prefix.isEmpty ? name : prefix + "/" + name
+            if ignore.ignores(name: name, relativePath: path) { continue }
+            var info = stat()
+            guard fstatat(parent, name, &info, AT_SYMLINK_NOFOLLOW) == 0 else {
+                throw problem(errno, runPath + "/" + path, what: "a file of the run")
+            }
+            let mtime = Int64(info.st_mtim.tv_sec) * 1_000_000_000 + Int64(info.st_mtim.tv_nsec)
+            switch info.st_mode & S_IFMT {
+            case S_IFREG:
+                entries.append(ManifestEntry(
+                    path: path, kind: .file, size: Int64(info.st_size), mtimeNanoseconds: mtime,
+                    inode: UInt64(info.st_ino)))
+            case S_IFDIR:
+                entries.append(ManifestEntry(
+                    path: path, kind: .directory, size: 0, mtimeNanoseconds: mtime, inode: UInt64(info.st_ino)))
+                let child = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+                guard child >= 0 else { throw problem(errno, runPath + "/" + path, what: "a folder of the run") }
+                try walk(child, runPath: runPath, prefix: path, ignore: ignore, into: &entries)
+            case S_IFLNK:
+                var target = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+                let length = readlinkat(parent, name, &target, target.count - 1)
+                guard length >= 0 else { throw problem(errno, runPath + "/" + path, what: "a symlink of the run") }
+                entries.append(ManifestEntry(
+                    path: path, kind: .symlink, size: Int64(info.st_size), mtimeNanoseconds: mtime,
+                    inode: UInt64(info.st_ino),
+                    linkTarget: String(decoding: target[0..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self)))
+            default:
+                throw Problem(
+                    message: "\(runPath)/\(path) is a device, pipe or socket, which cannot be copied; "
+                        + "move it out of the run or add it to the instrument's ignore list",
+                    isTransient: false)
+            }
+        }
+    }
+
+    static func problem(_ code: Int32, _ path: String, what: String) -> Problem {
+        switch code {
+        case ENOENT, ENOTDIR:
+            Problem(message: "\(what) vanished: \(path)", isTransient: false)
+        case EACCES, EPERM:
+            Problem(message: "permission denied reading \(what): \(path)", isTransient: false)
+        case ELOOP:
+            Problem(message: "\(path) became a symlink, which is never followed", isTransient: false)
+        default:
+            Problem(message: "cannot read \(what) \(path): \(String(cString: strerror(code)))", isTransient: true)
+        }
+    }
+}

@@ -1,0 +1,185 @@
+import Foundation
+import SFTPTransport
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+extension TransferWorker {
+    enum Outcome {
+        case done(Summary)
+        /// The task was cancelled (the agent is stopping); progress is recorded for resuming.
+        case stopped
+        /// Another process swept the job away from this worker; it must not touch it again.
+        case lostClaim
+    }
+
+    struct Summary {
+        var files = 0
+        var bytes: Int64 = 0
+        var sentBytes: Int64 = 0
+        var skipped = 0
+        var seconds = 0.0
+    }
+
+    func transfer(_ job: Job) async throws -> Outcome {
+        let start = ContinuousClock.now
+        let id = job.id!
+        guard let instrument = configuration.instruments.first(where: { $0.id == job.instrument }) else {
+            throw TransferFailure(
+                message: "instrument \(job.instrument) is no longer in \(configuration.sourceFile)", isTransient: false)
+        }
+        let location = try locate(job, instrument)
+        let ignore = IgnoreRules(instrument.ignore)
+        let signature = try? RunSignature.compute(
+            runPath: job.runPath, marker: instrument.marker.map(Glob.init), ignore: ignore)
+        let scanned = try LocalRunWalker.manifest(runPath: job.runPath, ignore: ignore)
+        _ = try await queue.replaceManifest(job: id, entries: scanned, runSignature: signature?.description)
+        var manifest = try await queue.manifest(job: id)
+        let files = manifest.filter { $0.kind == .file }
+        logger.info(
+            "transfer.started",
+            metadata: ["job": .stringConvertible(id), "run": .string(job.runPath), "worker": .string(name),
+                       "files": .stringConvertible(files.count),
+                       "bytes": .stringConvertible(files.reduce(0) { $0 + $1.size }),
+                       "nas_path": .string(location.nasPath)])
+
+        let sftp = try await connection.get(connect)
+        try await sftp.makeDirectories(location.nasPath)
+        var summary = Summary()
+        var pending: [ManifestEntry] = []
+        var lastFlush = ContinuousClock.now
+        var lastBeat = ContinuousClock.now
+
+        for index in manifest.indices {
+            if Task.isCancelled {
+                try await queue.recordTransfer(job: id, pending)
+                return .stopped
+            }
+            let entry = manifest[index]
+            let remote = RemotePath.join(location.nasPath, entry.path)
+            switch entry.kind {
+            case .directory:
+                try await sftp.makeDirectories(remote)
+            case .symlink:
+                try await placeSymlink(entry, at: remote, sftp)
+            case .file:
+                do {
+                    if let updated = try await send(entry, from: job.runPath + "/" + entry.path, to: remote, sftp, &summary) {
+                        manifest[index] = updated
+                        pending.append(updated)
+                    }
+                } catch let error as TransportError where error.code == .cancelled {
+                    var partial = entry
+                    partial.transferState = .partial
+                    pending.append(partial)
+                    try await queue.recordTransfer(job: id, pending)
+                    return .stopped
+                }
+                summary.files += 1
+                summary.bytes += entry.size
+            }
+            // Progress is saved in batches: one disk sync per hundred files, not per file.
+            if pending.count >= 100 || ContinuousClock.now - lastFlush > .seconds(2) {
+                try await queue.recordTransfer(job: id, pending)
+                pending.removeAll()
+                lastFlush = .now
+            }
+            if ContinuousClock.now - lastBeat > .seconds(10) {
+                guard try await queue.heartbeat(job: id, worker: name) else { return .lostClaim }
+                lastBeat = .now
+            }
+        }
+        try await queue.recordTransfer(job: id, pending)
+        try await writeRemoteManifest(manifest, runFolder: location.nasPath, sftp)
+        let elapsed = ContinuousClock.now - start
+        summary.seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        return .done(summary)
+    }
+
+    /// The job's run must still be a real folder under its instrument root.
+    private func locate(_ job: Job, _ instrument: Configuration.Instrument) throws -> (runPath: String, nasPath: String) {
+        do {
+            let location = try RunLocation.locate(job.runPath, in: configuration, workingDirectory: "/")
+            return (location.runPath, job.nasPath ?? location.nasPath)
+        } catch let problem as RunLocation.Problem {
+            let vanished = !FileManager.default.fileExists(atPath: job.runPath)
+            throw TransferFailure(
+                message: vanished ? "the local run vanished: \(job.runPath)" : problem.description, isTransient: false)
+        }
+    }
+
+    /// Sends one file unless the NAS already has it; returns the updated manifest row.
+    private func send(
+        _ entry: ManifestEntry, from local: String, to remote: String, _ sftp: SFTPConnection, _ summary: inout Summary
+    ) async throws -> ManifestEntry? {
+        if entry.transferState == .sent, entry.sha256 != nil,
+            let existing = try await sftp.statIfExists(remote), existing.kind == .file, existing.size == UInt64(entry.size)
+        {
+            summary.skipped += 1
+            return nil
+        }
+        let temporary = RemoteLayout.temporaryPath(for: remote)
+        var offset: UInt64 = 0
+        if entry.transferState != .resend, let partial = try await sftp.statIfExists(temporary), partial.kind == .file,
+            partial.size <= UInt64(entry.size)
+        {
+            offset = partial.size  // resume where the NAS copy ends
+        }
+        let result = try await sftp.upload(from: local, to: temporary, resumingAt: offset, fsync: true)
+        guard result.size == UInt64(entry.size), try localFileUnchanged(entry, at: local) else {
+            throw TransferFailure(
+                message: "\(local) changed while it was being sent; the run is not finished being written",
+                isTransient: true)
+        }
+        try await sftp.rename(temporary, to: remote)
+        summary.sentBytes += Int64(result.bytesSent)
+        var sent = entry
+        sent.sha256 = result.sha256
+        sent.hashedAt = Date()
+        sent.transferState = .sent
+        sent.sentBytes = entry.size
+        return sent
+    }
+
+    private func localFileUnchanged(_ entry: ManifestEntry, at path: String) throws -> Bool {
+        var info = stat()
+        guard lstat(path, &info) == 0 else {
+            throw TransportError(.localNoSuchFile, "the local file vanished while it was sent", path: path, errno: errno)
+        }
+        let mtime = Int64(info.st_mtim.tv_sec) * 1_000_000_000 + Int64(info.st_mtim.tv_nsec)
+        return Int64(info.st_size) == entry.size && mtime == entry.mtimeNanoseconds && UInt64(info.st_ino) == entry.inode
+    }
+
+    /// Recreates a symlink as a symlink: the data it points to is never copied.
+    private func placeSymlink(_ entry: ManifestEntry, at remote: String, _ sftp: SFTPConnection) async throws {
+        let target = entry.linkTarget ?? ""
+        if let existing = try await sftp.statIfExists(remote) {
+            if existing.kind == .symlink, try await sftp.readSymlink(remote) == target { return }
+            guard existing.kind != .directory else {
+                throw TransferFailure(message: "the NAS has a folder where \(remote) should be a symlink", isTransient: false)
+            }
+            try await sftp.remove(remote)
+        }
+        try await sftp.createSymlink(at: remote, pointingTo: target)
+    }
+
+    /// `.nassync/manifest.sha256`, in `sha256sum -c` format, written last and renamed into place.
+    private func writeRemoteManifest(_ manifest: [ManifestEntry], runFolder: String, _ sftp: SFTPConnection) async throws {
+        var text = ""
+        for entry in manifest where entry.kind == .file {
+            guard let sha256 = entry.sha256 else {
+                throw TransferFailure(message: "no hash recorded for \(entry.path)", isTransient: true)
+            }
+            text += Sha256sumFormat.line(sha256: sha256, path: entry.path) + "\n"
+        }
+        let local = NSTemporaryDirectory() + "nassync-manifest-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: local) }
+        try Data(text.utf8).write(to: URL(fileURLWithPath: local))
+        let remote = RemoteLayout.manifestPath(runFolder: runFolder)
+        try await sftp.makeDirectories(RemotePath.parent(of: remote))
+        let temporary = RemoteLayout.temporaryPath(for: remote)
+        _ = try await sftp.upload(from: local, to: temporary, fsync: true)
+        try await sftp.rename(temporary, to: remote)
+    }
+}

@@ -1,0 +1,155 @@
+import Foundation
+import Logging
+import SFTPTransport
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Copies queued runs to the NAS, one job at a time, over its own SSH connection.
+///
+/// Each file goes to a temporary name, is hashed from the very bytes sent, fsynced and renamed
+/// into place; `.nassync/manifest.sha256` is written last. A file cut off by a crash resumes
+/// where the NAS copy ends. The connection is kept across files and jobs and replaced after a
+/// failure.
+public final class TransferWorker: Sendable {
+    public typealias Connector = @Sendable () async throws -> SFTPConnection
+
+    let configuration: Configuration
+    let queue: JobQueue
+    let logger: Logger
+    public let name: String
+    let connect: Connector
+    let connection = ConnectionSlot()
+    /// Between polls of an empty queue.
+    let idleDelay: Duration
+    /// Whether new transfers may start now (the `pause` signal file says no).
+    let mayStart: @Sendable () -> Bool
+
+    public init(
+        name: String, configuration: Configuration, queue: JobQueue, logger: Logger, idleDelay: Duration = .seconds(1),
+        mayStart: @escaping @Sendable () -> Bool = { true }, connect: Connector? = nil
+    ) {
+        self.name = name
+        self.configuration = configuration
+        self.queue = queue
+        self.logger = logger
+        self.idleDelay = idleDelay
+        self.mayStart = mayStart
+        let login = configuration.sshConfiguration
+        self.connect = connect ?? { try await SFTPConnection.connect(login) }
+    }
+
+    /// Takes and copies jobs until the task is cancelled.
+    public func run() async {
+        while !Task.isCancelled {
+            let job: Job?
+            do {
+                job = mayStart() ? try await queue.claim(worker: name) : nil
+            } catch {
+                logger.error("queue.error", metadata: ["worker": .string(name), "error": .string("\(error)")])
+                job = nil
+            }
+            if let job {
+                await process(job)
+            } else {
+                try? await Task.sleep(for: idleDelay)
+            }
+        }
+        await connection.close()
+    }
+
+    /// Copies one claimed (`running`) job, and moves it on: to `awaiting_verify`, back to the
+    /// queue, or to `failed`.
+    public func process(_ job: Job) async {
+        let id = job.id!
+        do {
+            let outcome = try await transfer(job)
+            switch outcome {
+            case .done(let summary):
+                try await queue.transition(
+                    job: id, to: .awaitingVerify, from: .running, reason: "transferred",
+                    detail: "\(summary.files) files, \(summary.bytes) bytes; \(summary.sentBytes) bytes sent"
+                ) { $0.nextAttemptAt = nil }
+                logger.info(
+                    "transfer.finished",
+                    metadata: ["job": .stringConvertible(id), "run": .string(job.runPath),
+                               "files": .stringConvertible(summary.files), "bytes": .stringConvertible(summary.bytes),
+                               "sent_bytes": .stringConvertible(summary.sentBytes),
+                               "skipped": .stringConvertible(summary.skipped),
+                               "seconds": .string(String(format: "%.3f", summary.seconds))])
+            case .stopped:
+                try await queue.transition(
+                    job: id, to: .queued, from: .running, reason: "agent stopping",
+                    detail: "the transfer resumes where it stopped")
+                logger.info("transfer.stopped", metadata: ["job": .stringConvertible(id), "run": .string(job.runPath)])
+            case .lostClaim:
+                logger.warning("transfer.abandoned", metadata: ["job": .stringConvertible(id), "reason": "claim lost"])
+            }
+        } catch {
+            await fail(job, error)
+        }
+    }
+
+    private func fail(_ job: Job, _ error: Error) async {
+        let failure = Self.classify(error)
+        if let transport = error as? TransportError, transport.code != .noSuchFile {
+            await connection.close()  // start the next attempt on a fresh connection
+        }
+        do {
+            let updated = try await queue.recordFailure(job: job.id!, failure)
+            var metadata: Logger.Metadata = [
+                "job": .stringConvertible(job.id!), "run": .string(job.runPath), "error": .string(failure.message),
+                "attempts": .stringConvertible(updated.attempts),
+            ]
+            if (error as? TransportError)?.code == .noSpace {
+                logger.error("nas.full", metadata: metadata)
+            }
+            if updated.state == .failed {
+                logger.error("job.failed", metadata: metadata)
+            } else {
+                metadata["next_attempt_at"] = .string(updated.nextAttemptAt.map(Timestamp.iso8601) ?? "")
+                logger.warning("transfer.failed", metadata: metadata)
+            }
+        } catch {
+            logger.error("queue.error", metadata: ["job": .stringConvertible(job.id!), "error": .string("\(error)")])
+        }
+    }
+
+    static func classify(_ error: Error) -> JobFailure {
+        switch error {
+        case let transport as TransportError:
+            let message = transport.code == .localNoSuchFile ? "local file vanished: \(transport)" : "\(transport)"
+            return JobFailure(message, isTransient: transport.isTransient)
+        case let local as LocalRunWalker.Problem:
+            return JobFailure(local.message, isTransient: local.isTransient)
+        case let failure as TransferFailure:
+            return JobFailure(failure.message, isTransient: failure.isTransient)
+        default:
+            return JobFailure("\(error)", isTransient: true)
+        }
+    }
+}
+
+/// A failure the worker itself detects (a file that changed while it was sent, say).
+struct TransferFailure: Error, CustomStringConvertible {
+    var message: String
+    var isTransient: Bool
+    var description: String { message }
+}
+
+/// The worker's SSH connection, reused across jobs and replaced when it broke.
+final class ConnectionSlot: Sendable {
+    private let current = LockedValue<SFTPConnection?>(nil)
+
+    func get(_ connect: TransferWorker.Connector) async throws -> SFTPConnection {
+        if let existing = current.get(), existing.isUsable { return existing }
+        let fresh = try await connect()
+        if let old = current.swap(fresh) { await old.close() }
+        return fresh
+    }
+
+    func close() async {
+        if let old = current.swap(nil) { await old.close() }
+    }
+}

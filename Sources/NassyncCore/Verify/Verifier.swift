@@ -1,0 +1,195 @@
+import Crypto
+import Foundation
+import Logging
+import SFTPTransport
+
+/// Proves NAS copies pass after pass: hashes every file of a job on the NAS (by a remote hash
+/// command, or by reading it back over SFTP) and compares with the hashes taken while sending.
+public final class Verifier: Sendable {
+    let configuration: Configuration
+    let queue: JobQueue
+    let logger: Logger
+    let connect: TransferWorker.Connector
+    let connection = ConnectionSlot()
+    /// The method `auto` chose for the current connection (probed once per connection).
+    private let chosen = LockedValue<(connection: ObjectIdentifier, method: Configuration.VerifyMethod)?>(nil)
+
+    public init(
+        configuration: Configuration, queue: JobQueue, logger: Logger, connect: TransferWorker.Connector? = nil
+    ) {
+        self.configuration = configuration
+        self.queue = queue
+        self.logger = logger
+        let login = configuration.sshConfiguration
+        self.connect = connect ?? { try await SFTPConnection.connect(login) }
+    }
+
+    /// Verifies due jobs until the task is cancelled.
+    public func run(tick: Duration = .seconds(1)) async {
+        while !Task.isCancelled {
+            let due = (try? await queue.jobsDueForVerification()) ?? []
+            for job in due where !Task.isCancelled {
+                await verify(job)
+            }
+            if due.isEmpty { try? await Task.sleep(for: tick) }
+        }
+        await connection.close()
+    }
+
+    /// One verify pass over one `awaiting_verify` job.
+    public func verify(_ job: Job) async {
+        let id = job.id!
+        do {
+            let manifest = try await queue.manifest(job: id).filter { $0.kind == .file }
+            guard let nasPath = job.nasPath else {
+                throw TransferFailure(message: "job \(id) has no NAS path", isTransient: false)
+            }
+            let sftp = try await connection.get(connect)
+            let method = try await method(for: sftp)
+            let findings = try await hash(manifest, in: nasPath, method: method, sftp)
+            let updated = try await queue.recordVerifyPass(
+                job: id, findings: findings, method: method.rawValue, requiredPasses: configuration.verify.passes,
+                interval: configuration.verify.interval)
+            report(job, updated, findings, method: method)
+        } catch {
+            if (error as? TransportError)?.code == .cancelled || Task.isCancelled { return }
+            await fail(job, error)
+        }
+    }
+
+    private func report(_ job: Job, _ updated: Job, _ findings: [VerifyFinding], method: Configuration.VerifyMethod) {
+        let bad = findings.filter { $0.outcome != .match }
+        var metadata: Logger.Metadata = [
+            "job": .stringConvertible(job.id!), "run": .string(job.runPath), "method": .string(method.rawValue),
+            "files": .stringConvertible(findings.count),
+        ]
+        if bad.isEmpty {
+            metadata["pass"] = .string("\(updated.verifyPasses)/\(configuration.verify.passes)")
+            logger.info("verify.passed", metadata: metadata)
+            if updated.state == .verified { logger.info("job.verified", metadata: metadata) }
+        } else {
+            metadata["mismatched"] = .array(bad.map { .string("\($0.path) (\($0.outcome.rawValue))") })
+            metadata["action"] = .string(updated.state == .failed ? "job failed" : "resend those files")
+            logger.error("verify.mismatch", metadata: metadata)
+            if updated.state == .failed {
+                logger.error("job.failed", metadata: ["job": .stringConvertible(job.id!), "error": .string(updated.lastError ?? "")])
+            }
+        }
+    }
+
+    private func fail(_ job: Job, _ error: Error) async {
+        let failure = TransferWorker.classify(error)
+        if error is TransportError { await connection.close() }
+        guard let updated = try? await queue.recordFailure(job: job.id!, failure) else { return }
+        let metadata: Logger.Metadata = [
+            "job": .stringConvertible(job.id!), "run": .string(job.runPath), "error": .string(failure.message),
+        ]
+        if updated.state == .failed {
+            logger.error("job.failed", metadata: metadata)
+        } else {
+            logger.warning("verify.failed", metadata: metadata.merging(["next_attempt_at": .string(
+                updated.nextAttemptAt.map(Timestamp.iso8601) ?? "")]) { $1 })
+        }
+    }
+
+    /// The configured method; for `auto`, probed once per connection with a file of known content.
+    func method(for sftp: SFTPConnection) async throws -> Configuration.VerifyMethod {
+        let configured = configuration.verify.method
+        guard configured == .auto else { return configured }
+        let key = ObjectIdentifier(sftp)
+        if let cached = chosen.get(), cached.connection == key { return cached.method }
+
+        let probeName = ".nassync-probe-\(UUID().uuidString)"
+        let remote = RemotePath.join(configuration.nas.root, probeName)
+        let content = Array("nassync verify probe \(probeName)\n".utf8)
+        let local = NSTemporaryDirectory() + probeName
+        defer { try? FileManager.default.removeItem(atPath: local) }
+        try Data(content).write(to: URL(fileURLWithPath: local))
+        _ = try await sftp.upload(from: local, to: remote, fsync: false)
+        let result = try await RemoteHashProbe.probe(
+            sftp, command: configuration.verify.remoteCommand, probePath: remote,
+            expectedSHA256: hexString(SHA256.hash(data: content)))
+        try? await sftp.remove(remote)
+        let method: Configuration.VerifyMethod
+        switch result {
+        case .works:
+            method = .remoteCommand
+        case .unusable(let reason):
+            method = .readBack
+            logger.notice("verify.method", metadata: ["method": "read-back", "reason": .string(reason)])
+        }
+        chosen.swap((key, method))
+        return method
+    }
+
+    /// Hashes every file on the NAS. Names a hash command cannot print unambiguously are read back.
+    func hash(
+        _ files: [ManifestEntry], in nasPath: String, method: Configuration.VerifyMethod, _ sftp: SFTPConnection
+    ) async throws -> [VerifyFinding] {
+        var found: [String: String] = [:]
+        var readBack = files
+        if method == .remoteCommand {
+            let plain = files.filter { Sha256sumFormat.isPlain($0.path) }
+            readBack = files.filter { !Sha256sumFormat.isPlain($0.path) }
+            for batch in Self.batches(plain.map { RemotePath.join(nasPath, $0.path) }) {
+                let hashes = try await RemoteHashCommand.hash(batch, command: configuration.verify.remoteCommand, sftp)
+                found.merge(hashes) { $1 }
+            }
+        }
+        for entry in readBack {
+            let remote = RemotePath.join(nasPath, entry.path)
+            do {
+                found[remote] = try await sftp.hashRemoteFile(remote).sha256
+            } catch let error as TransportError where error.code == .noSuchFile {
+                continue
+            }
+        }
+        return files.map { entry in
+            let remote = RemotePath.join(nasPath, entry.path)
+            guard let digest = found[remote] else { return VerifyFinding(path: entry.path, outcome: .missing, foundSHA256: nil) }
+            return VerifyFinding(path: entry.path, outcome: digest == entry.sha256 ? .match : .mismatch, foundSHA256: digest)
+        }
+    }
+
+    /// Groups paths so no command line exceeds about 100 kB (well under any ARG_MAX).
+    static func batches(_ paths: [String], limit: Int = 100_000) -> [[String]] {
+        var batches: [[String]] = []
+        var current: [String] = []
+        var length = 0
+        for path in paths {
+            let cost = path.utf8.count + 3
+            if !current.isEmpty && length + cost > limit {
+                batches.append(current)
+                current = []
+                length = 0
+            }
+            current.append(path)
+            length += cost
+        }
+        if !current.isEmpty { batches.append(current) }
+        return batches
+    }
+}
+
+/// Running the hash command on the NAS for many files at once.
+enum RemoteHashCommand {
+    /// Remote path → digest for every file the command could hash; missing files are absent.
+    static func hash(_ paths: [String], command: [String], _ sftp: SFTPConnection) async throws -> [String: String] {
+        let line = try ShellQuoting.command(command + ["--"] + paths)
+        let result = try await sftp.run(line, timeout: nil, outputLimit: 64 << 20)
+        var digests: [String: String] = [:]
+        for outputLine in result.stdoutText.split(separator: "\n", omittingEmptySubsequences: true) {
+            if let parsed = Sha256sumFormat.parse(outputLine) { digests[parsed.path] = parsed.sha256 }
+        }
+        // A command that hashed nothing and failed did not run at all (missing, no shell...):
+        // that is not evidence that the files are missing.
+        if digests.isEmpty && !paths.isEmpty && result.exitStatus != 0 {
+            let reason = (result.stderrText + result.stdoutText).trimmingCharacters(in: .whitespacesAndNewlines)
+            let missingOnly = reason.split(separator: "\n").allSatisfy { $0.contains("No such file") }
+            if !missingOnly {
+                throw TransportError(.remoteIO, "the hash command failed (exit \(result.exitStatus.map(String.init) ?? "signal")): \(reason.prefix(300))")
+            }
+        }
+        return digests
+    }
+}

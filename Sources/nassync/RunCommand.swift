@@ -1,0 +1,35 @@
+import ArgumentParser
+import Foundation
+import Logging
+import NassyncCore
+
+struct RunCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run", abstract: "Run the agent in the foreground (systemd runs this).",
+        discussion: "Stops gracefully on SIGTERM or SIGINT; SIGHUP reopens the log file.")
+    @OptionGroup var options: ConfigOption
+
+    func run() async throws {
+        let configuration = try options.load()
+        // Under systemd the journal takes stderr, so lines go there as well as to the file.
+        let underSystemd = ProcessInfo.processInfo.environment["INVOCATION_ID"] != nil
+        let eventLog: EventLog
+        do {
+            eventLog = try EventLog(
+                path: configuration.agent.logFile, format: configuration.agent.logFormat, alsoStandardError: underSystemd)
+        } catch {
+            printError("\(error)")
+            throw ExitCode(ExitStatus.failure)
+        }
+        LoggingSystem.bootstrap { _ in EventLogHandler(log: eventLog) }
+        let logger = Logger(label: "nassync")
+        do {
+            let agent = try await Agent(configuration: configuration, logger: logger, eventLog: eventLog)
+            try await agent.run()
+        } catch let error as QueueError {
+            logger.critical("agent.failed", metadata: ["error": .string(error.message)])
+            printError(error.message)
+            throw ExitCode(ExitStatus.failure)
+        }
+    }
+}

@@ -1,0 +1,117 @@
+import Crypto
+import Foundation
+import NassyncCore
+import SFTPTransport
+import Testing
+import TestSupport
+
+/// The agent as users run it: a child process, killed without warning and started again.
+@Suite(.enabled(if: TestNAS.isAvailable, "needs the test NAS (scripts/test-nas start)"))
+struct AgentCrashTests {
+    @Test("SIGKILL mid-transfer, restart: the run completes, resumed, no temporary file left, every hash equal")
+    func killMidTransfer() async throws {
+        let nas = try TestNAS.require()
+        let folder = try makeLocalFolder("agent-crash")
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let remoteRoot = try nas.makeRemoteFolder("agent-crash")
+        let run = folder + "/instrument/run-1"
+        try FileManager.default.createDirectory(atPath: run, withIntermediateDirectories: true)
+        let size = 768 << 20
+        let big = run + "/big.bin"
+        #expect(FileManager.default.createFile(atPath: big, contents: nil))
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: big))
+        let tail = Data(pseudoRandomBytes(count: 1 << 20, seed: 77))
+        try handle.truncate(atOffset: UInt64(size - tail.count))
+        try handle.seekToEnd()
+        try handle.write(contentsOf: tail)
+        try handle.close()
+        try Data("small".utf8).write(to: URL(fileURLWithPath: run + "/small.txt"))
+        try Data().write(to: URL(fileURLWithPath: run + "/RunComplete.txt"))
+        var expected = SHA256()
+        expected.update(data: Data(count: size - tail.count))
+        expected.update(data: tail)
+        let expectedDigest = hexString(expected.finalize())
+
+        let config = folder + "/nassync.toml"
+        try """
+            [agent]
+            state_dir = "state"
+            log_file = "nassync.log"
+            workers = 1
+            [nas]
+            host = "\(nas.host)"
+            port = \(nas.port)
+            user = "\(nas.user)"
+            identity_file = "\(nas.key)"
+            known_hosts = "\(nas.knownHosts)"
+            root = "\(remoteRoot)"
+            [verify]
+            passes = 2
+            interval = "1s"
+            [cleanup]
+            min_age = "0s"
+            [watcher]
+            rescan_interval = "1s"
+            [[instrument]]
+            id = "SEQ_1"
+            root = "instrument"
+            runs = "*"
+            marker = "RunComplete.txt"
+            """.write(toFile: config, atomically: true, encoding: .utf8)
+
+        let remoteRun = remoteRoot + "/SEQ_1/run-1"
+        let partial = remoteRun + "/.big.bin.nassync-part"
+        let first = try startAgent(config)
+        var partialSize = 0
+        for _ in 0..<300 where partialSize < 16 << 20 {
+            try await Task.sleep(for: .milliseconds(20))
+            partialSize = (try? FileManager.default.attributesOfItem(atPath: partial)[.size] as? Int) ?? 0
+        }
+        kill(first.processIdentifier, SIGKILL)
+        first.waitUntilExit()
+        #expect(partialSize > 0, "the transfer had started")
+        let cutAt = (try? FileManager.default.attributesOfItem(atPath: partial)[.size] as? Int) ?? 0
+        #expect(cutAt < size, "the kill came before the end")
+
+        let second = try startAgent(config)
+        defer {
+            kill(second.processIdentifier, SIGTERM)
+            second.waitUntilExit()
+        }
+        var state = ""
+        for _ in 0..<600 where state != "cleaned" {
+            try await Task.sleep(for: .milliseconds(100))
+            let status = try NassyncBinary.run(["status", "--config", config, "--json"])
+            let jobs = (try? JSONSerialization.jsonObject(with: Data(status.stdout.utf8))) as? [[String: Any]]
+            state = jobs?.first?["state"] as? String ?? ""
+        }
+        let log = (try? String(contentsOfFile: folder + "/nassync.log", encoding: .utf8)) ?? ""
+        #expect(state == "cleaned", "\(log)")
+
+        let remoteDigest = hexString(SHA256.hash(data: try Data(contentsOf: URL(fileURLWithPath: remoteRun + "/big.bin"))))
+        #expect(remoteDigest == expectedDigest)
+        #expect(try String(contentsOfFile: remoteRun + "/small.txt", encoding: .utf8) == "small")
+        let leftovers = FileManager.default.enumerator(atPath: remoteRun)?.compactMap { $0 as? String }
+            .filter { RemoteLayout.isTemporaryName(($0 as NSString).lastPathComponent) } ?? []
+        #expect(leftovers.isEmpty, "temporary files left on the NAS: \(leftovers)")
+        let manifest = try String(contentsOfFile: remoteRun + "/.nassync/manifest.sha256", encoding: .utf8)
+        #expect(manifest.contains("\(expectedDigest)  big.bin"))
+        #expect(!FileManager.default.fileExists(atPath: run), "the local run was freed")
+        #expect(log.contains("event=agent.started") && log.contains("requeued=1"), "the restart requeued the job")
+        let resumed = log.split(separator: "\n").last { $0.contains("event=transfer.finished") }
+        let sent = resumed.flatMap { line in
+            line.split(separator: " ").first { $0.hasPrefix("sent_bytes=") }.map { Int($0.dropFirst(11)) ?? -1 }
+        }
+        #expect(sent.map { $0 < size } == true, "the second run resumed instead of starting over: \(String(describing: resumed))")
+    }
+
+    private func startAgent(_ config: String) throws -> Process {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: NassyncBinary.path)
+        process.arguments = ["run", "--config", config]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        return process
+    }
+}

@@ -1,0 +1,333 @@
+import Crypto
+import Foundation
+import SFTPTransport
+import Testing
+import TestSupport
+
+@testable import NassyncCore
+
+/// Transfer, verify and clean against the real loopback sshd, with time moved by hand.
+@Suite(.enabled(if: TestNAS.isAvailable, "needs the test NAS (scripts/test-nas start)"))
+struct PipelineTests {
+    final class Pipeline: Sendable {
+        let nas: TestNAS
+        let folder: String
+        let root: String
+        let remoteRoot: String
+        let configuration: Configuration
+        let clock = TestClock()
+        let log = CapturedLog()
+        let queue: JobQueue
+        let worker: TransferWorker
+        let verifier: Verifier
+        let reaper: Reaper
+
+        init(_ label: String, key: String? = nil, method: String = "auto", passes: Int = 2, cleanup: Bool = true) throws {
+            nas = try TestNAS.require()
+            folder = try makeLocalFolder("pipeline-" + label)
+            root = folder + "/instrument"
+            try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+            remoteRoot = try nas.makeRemoteFolder("pipeline-" + label)
+            let text = """
+                [agent]
+                state_dir = "state"
+                log_file = "-"
+                [nas]
+                host = "\(nas.host)"
+                port = \(nas.port)
+                user = "\(nas.user)"
+                identity_file = "\(key ?? nas.key)"
+                known_hosts = "\(nas.knownHosts)"
+                root = "\(remoteRoot)"
+                [verify]
+                passes = \(passes)
+                interval = "1h"
+                method = "\(method)"
+                [cleanup]
+                enabled = \(cleanup)
+                min_age = "1d"
+                [retry]
+                backoff = ["30s", "2m"]
+                [[instrument]]
+                id = "SEQ_1"
+                root = "instrument"
+                runs = "*"
+                marker = "RunComplete.txt"
+                """
+            configuration = try Configuration.parse(text, file: folder + "/nassync.toml")
+            queue = try JobQueue(
+                stateDirectory: configuration.agent.stateDirectory, access: .agent, backoff: configuration.retry.backoff,
+                clock: clock.function)
+            worker = TransferWorker(name: "w1", configuration: configuration, queue: queue, logger: log.logger)
+            verifier = Verifier(configuration: configuration, queue: queue, logger: log.logger)
+            reaper = Reaper(configuration: configuration, queue: queue, logger: log.logger, clock: clock.function)
+        }
+
+        deinit { try? FileManager.default.removeItem(atPath: folder) }
+
+        /// A finished run with `files` (relative path → content), queued.
+        func queueRun(_ name: String, files: [String: [UInt8]]) async throws -> Int64 {
+            let run = root + "/" + name
+            let withMarker = files.merging(["RunComplete.txt": Array("done".utf8)], uniquingKeysWith: { a, _ in a })
+            for (path, bytes) in withMarker {
+                let full = run + "/" + path
+                try FileManager.default.createDirectory(
+                    atPath: (full as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+                try Data(bytes).write(to: URL(fileURLWithPath: full))
+            }
+            let location = try RunLocation.locate(run, in: configuration)
+            return try await queue.enqueue(runPath: run, instrument: "SEQ_1", nasPath: location.nasPath).job.id!
+        }
+
+        func transfer() async throws {
+            let job = try #require(try await queue.claim(worker: "w1"))
+            await worker.process(job)
+        }
+
+        func verifyDue() async throws {
+            for job in try await queue.jobsDueForVerification() { await verifier.verify(job) }
+        }
+
+        func job(_ id: Int64) async throws -> Job { try #require(try await queue.job(id: id)) }
+
+        /// Transfer, then every pass an hour apart, then a day for min_age, then clean.
+        func runToCleaned(_ id: Int64) async throws {
+            try await transfer()
+            for _ in 0..<configuration.verify.passes {
+                try await verifyDue()
+                clock.advance(by: .seconds(3600))
+            }
+            clock.advance(by: .seconds(86_400))
+            await reaper.sweep()
+            await reaper.sweep()
+        }
+    }
+
+    static func digest(_ bytes: [UInt8]) -> String { hexString(SHA256.hash(data: bytes)) }
+
+    @Test("a run goes through every state to cleaned, and the NAS copy is byte-identical")
+    func fullLifecycle() async throws {
+        let p = try Pipeline("lifecycle")
+        let files: [String: [UInt8]] = [
+            "big.bin": pseudoRandomBytes(count: 5_000_000, seed: 1), "sub/deeper/small.txt": Array("hello".utf8),
+            "empty": [],
+        ]
+        let id = try await p.queueRun("run-1", files: files)
+        try await p.transfer()
+        #expect(try await p.job(id).state == .awaitingVerify)
+        try await p.verifyDue()
+        #expect(try await p.job(id).verifyPasses == 1)
+        #expect(try await p.job(id).state == .awaitingVerify)
+        try await p.verifyDue()
+        #expect(try await p.job(id).verifyPasses == 1, "the second pass waits for the interval")
+        p.clock.advance(by: .seconds(3600))
+        try await p.verifyDue()
+        #expect(try await p.job(id).state == .verified)
+        await p.reaper.sweep()
+        #expect(try await p.job(id).state == .verified, "not before min_age")
+        #expect(FileManager.default.fileExists(atPath: p.root + "/run-1/big.bin"))
+        p.clock.advance(by: .seconds(86_400))
+        await p.reaper.sweep()
+        await p.reaper.sweep()
+        let job = try await p.job(id)
+        #expect(job.state == .cleaned)
+        #expect(!FileManager.default.fileExists(atPath: p.root + "/run-1"), "the run folder is gone")
+        #expect(FileManager.default.fileExists(atPath: p.root), "the instrument root stays")
+
+        let remote = p.remoteRoot + "/SEQ_1/run-1"
+        for (path, bytes) in files {
+            #expect(try Data(contentsOf: URL(fileURLWithPath: remote + "/" + path)) == Data(bytes), "\(path)")
+        }
+        let manifest = try String(contentsOfFile: remote + "/.nassync/manifest.sha256", encoding: .utf8)
+        #expect(manifest.contains("\(Self.digest(files["big.bin"]!))  big.bin\n"))
+        let events = try await p.queue.events(job: id).map(\.toState)
+        #expect(events == [.queued, .running, .awaitingVerify, .awaitingVerify, .verified, .cleanupEligible, .cleaned])
+        let deleted = try #require(p.log.events("cleanup.deleted").first)
+        #expect(deleted.metadata["files"] == "4")
+        #expect(deleted.metadata["passes"] == "2")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: remote).allSatisfy { !RemoteLayout.isTemporaryName($0) })
+    }
+
+    @Test("cleanup disabled stops at cleanup_eligible")
+    func cleanupDisabled() async throws {
+        let p = try Pipeline("no-cleanup", cleanup: false)
+        let id = try await p.queueRun("run", files: ["a": [1, 2, 3]])
+        try await p.runToCleaned(id)
+        #expect(try await p.job(id).state == .cleanupEligible)
+        #expect(FileManager.default.fileExists(atPath: p.root + "/run/a"))
+    }
+
+    @Test("the SFTP-only login verifies by read-back")
+    func readBack() async throws {
+        let nas = try TestNAS.require()
+        let p = try Pipeline("read-back", key: nas.sftpKey)
+        let id = try await p.queueRun("run", files: ["a.bin": pseudoRandomBytes(count: 100_000, seed: 2)])
+        try await p.runToCleaned(id)
+        #expect(try await p.job(id).state == .cleaned)
+        let methods = p.log.events("verify.passed").compactMap { $0.metadata["method"] }
+        #expect(methods == ["read-back", "read-back"])
+    }
+
+    @Test("a NAS byte flipped or a NAS file removed between passes is found, resent, and local data waits",
+          arguments: ["flip", "remove"])
+    func corruptionBetweenPasses(damage: String) async throws {
+        let p = try Pipeline("damage-\(damage)")
+        let bytes = pseudoRandomBytes(count: 200_000, seed: 3)
+        let id = try await p.queueRun("run", files: ["data.bin": bytes, "other.txt": Array("fine".utf8)])
+        try await p.transfer()
+        try await p.verifyDue()
+        #expect(try await p.job(id).verifyPasses == 1)
+
+        let remote = p.remoteRoot + "/SEQ_1/run/data.bin"
+        if damage == "flip" {
+            var corrupted = bytes
+            corrupted[123_456] ^= 0x01
+            try Data(corrupted).write(to: URL(fileURLWithPath: remote))
+        } else {
+            try FileManager.default.removeItem(atPath: remote)
+        }
+        p.clock.advance(by: .seconds(3600))
+        try await p.verifyDue()
+        var job = try await p.job(id)
+        #expect(job.state == .queued)
+        #expect(job.verifyPasses == 0, "the earlier pass no longer counts")
+        #expect(job.attempts == 1)
+        let mismatch = try #require(p.log.events("verify.mismatch").first)
+        #expect(mismatch.metadata["mismatched"]?.contains("data.bin") == true)
+        #expect(mismatch.metadata["mismatched"]?.contains("other.txt") == false)
+        await p.reaper.sweep()
+        #expect(FileManager.default.fileExists(atPath: p.root + "/run/data.bin"))
+
+        p.clock.advance(by: .seconds(30))
+        try await p.transfer()
+        let finished = try #require(p.log.events("transfer.finished").last)
+        #expect(finished.metadata["skipped"] == "2", "only the damaged file was sent again")
+        #expect(try Data(contentsOf: URL(fileURLWithPath: remote)) == Data(bytes))
+        for _ in 0..<2 {
+            try await p.verifyDue()
+            p.clock.advance(by: .seconds(3600))
+        }
+        job = try await p.job(id)
+        #expect(job.state == .verified)
+        #expect(FileManager.default.fileExists(atPath: p.root + "/run/data.bin"), "still here until min_age")
+        p.clock.advance(by: .seconds(86_400))
+        await p.reaper.sweep()
+        await p.reaper.sweep()
+        #expect(try await p.job(id).state == .cleaned)
+    }
+
+    @Test("a local file appended to after hashing is not deleted, and the job is queued again")
+    func localChangeAfterHashing() async throws {
+        let p = try Pipeline("local-change")
+        let id = try await p.queueRun("run", files: ["log.txt": Array("line 1\n".utf8)])
+        try await p.transfer()
+        for _ in 0..<2 {
+            try await p.verifyDue()
+            p.clock.advance(by: .seconds(3600))
+        }
+        p.clock.advance(by: .seconds(86_400))
+        #expect(try await p.job(id).state == .verified)
+        // Proven on the NAS and old enough, but the instrument wrote more before the reaper came.
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: p.root + "/run/log.txt"))
+        try handle.seekToEnd()
+        try handle.write(contentsOf: Data("line 2\n".utf8))
+        try handle.close()
+        await p.reaper.sweep()
+        let job = try await p.job(id)
+        #expect(job.state == .queued)
+        #expect(job.verifyPasses == 0)
+        #expect(try String(contentsOfFile: p.root + "/run/log.txt", encoding: .utf8) == "line 1\nline 2\n")
+        #expect(p.log.events("cleanup.refused").first?.metadata["reason"]?.contains("log.txt") == true)
+    }
+
+    @Test("a new file in a verified run is not deleted, and the run is queued again")
+    func newFileBeforeCleanup() async throws {
+        let p = try Pipeline("new-file")
+        let id = try await p.queueRun("run", files: ["a": [1]])
+        try await p.transfer()
+        for _ in 0..<2 {
+            try await p.verifyDue()
+            p.clock.advance(by: .seconds(3600))
+        }
+        p.clock.advance(by: .seconds(86_400))
+        try Data([2]).write(to: URL(fileURLWithPath: p.root + "/run/late.bin"))
+        await p.reaper.sweep()
+        #expect(try await p.job(id).state == .queued)
+        #expect(FileManager.default.fileExists(atPath: p.root + "/run/late.bin"))
+        #expect(FileManager.default.fileExists(atPath: p.root + "/run/a"))
+    }
+
+    @Test("a symlink to outside the root is recreated as a symlink; its target is never touched")
+    func symlinkOutside() async throws {
+        let p = try Pipeline("symlink")
+        let outside = try makeLocalFolder("symlink-target")
+        defer { try? FileManager.default.removeItem(atPath: outside) }
+        try Data("precious".utf8).write(to: URL(fileURLWithPath: outside + "/precious.txt"))
+        let id = try await p.queueRun("run", files: ["a": [1]])
+        try FileManager.default.createSymbolicLink(atPath: p.root + "/run/to-outside", withDestinationPath: outside)
+        try FileManager.default.createSymbolicLink(
+            atPath: p.root + "/run/to-file", withDestinationPath: outside + "/precious.txt")
+        try await p.runToCleaned(id)
+        #expect(try await p.job(id).state == .cleaned)
+        let remote = p.remoteRoot + "/SEQ_1/run"
+        #expect(try FileManager.default.destinationOfSymbolicLink(atPath: remote + "/to-outside") == outside)
+        #expect(try FileManager.default.destinationOfSymbolicLink(atPath: remote + "/to-file") == outside + "/precious.txt")
+        #expect(try String(contentsOfFile: outside + "/precious.txt", encoding: .utf8) == "precious")
+        #expect(!FileManager.default.fileExists(atPath: p.root + "/run"))
+    }
+
+    @Test("hostile names all the way, by remote command and by read-back", arguments: ["remote-command", "read-back"])
+    func hostileNames(method: String) async throws {
+        let p = try Pipeline("hostile-\(method)", method: method)
+        var files: [String: [UInt8]] = [:]
+        for (index, name) in HostileNames.all.enumerated() {
+            files[name] = pseudoRandomBytes(count: 100 + index, seed: UInt64(index))
+        }
+        files["dir with space/$(touch nassync-pwned-9)/x"] = [9]
+        let id = try await p.queueRun("run $(touch nassync-pwned-8) 'q'", files: files)
+        try await p.runToCleaned(id)
+        #expect(try await p.job(id).state == .cleaned, "\(p.log.all.map { "\($0.event) \($0.metadata)" })")
+        let remote = p.remoteRoot + "/SEQ_1/run $(touch nassync-pwned-8) 'q'"
+        for (path, bytes) in files {
+            #expect(try Data(contentsOf: URL(fileURLWithPath: remote + "/" + path)) == Data(bytes), "\(path.debugDescription)")
+        }
+        let home = FileManager.default.homeDirectoryForCurrentUser.path
+        for folder in [home, p.remoteRoot, remote, FileManager.default.currentDirectoryPath] {
+            let pwned = (try? FileManager.default.contentsOfDirectory(atPath: folder))?.filter { $0.hasPrefix("nassync-pwned") }
+            #expect(pwned?.isEmpty ?? true, "a name ran as a command in \(folder)")
+        }
+    }
+
+    @Test("a wrong key fails the job at once, with one attempt")
+    func wrongKey() async throws {
+        let nas = try TestNAS.require()
+        let p = try Pipeline("wrong-key", key: nas.strangerKey)
+        let id = try await p.queueRun("run", files: ["a": [1]])
+        try await p.transfer()
+        let job = try await p.job(id)
+        #expect(job.state == .failed)
+        #expect(job.attempts == 1)
+        #expect(job.lastError?.contains("refused the key") == true)
+        #expect(FileManager.default.fileExists(atPath: p.root + "/run/a"))
+        #expect(p.log.events("job.failed").count == 1)
+    }
+
+    @Test("a run that vanished before its transfer fails at once")
+    func vanishedRun() async throws {
+        let p = try Pipeline("vanished")
+        let id = try await p.queueRun("run", files: ["a": [1]])
+        try FileManager.default.removeItem(atPath: p.root + "/run")
+        try await p.transfer()
+        let job = try await p.job(id)
+        #expect(job.state == .failed)
+        #expect(job.attempts == 1)
+        #expect(job.lastError?.contains("vanished") == true)
+    }
+}
+
+enum HostileNames {
+    static let all = [
+        "with space", "new\nline", "tab\tname", "ünïcødé-数据-🧪", "$(touch nassync-pwned-1)", "`touch nassync-pwned-2`",
+        "; touch nassync-pwned-3", "-leading-dash", "--help", "quote's \"double\"", "back\\slash", "*glob?[x]",
+    ]
+}
