@@ -30,6 +30,10 @@ struct RunCommand: AsyncParsableCommand {
             logger.critical("agent.failed", metadata: ["error": .string(error.message)])
             printError(error.message)
             throw ExitCode(ExitStatus.failure)
+        } catch {
+            logger.critical("agent.failed", metadata: ["error": .string("\(error)")])
+            printError("the agent stopped: \(error)")
+            throw ExitCode(ExitStatus.failure)
         }
     }
 }

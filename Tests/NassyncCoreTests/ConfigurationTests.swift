@@ -52,6 +52,7 @@ struct ConfigurationTests {
         #expect(example.cleanup == minimal.cleanup)
         #expect(example.retry == minimal.retry)
         #expect(example.watcher == minimal.watcher)
+        #expect(example.metrics == minimal.metrics)
         #expect(example.nas.port == minimal.nas.port)
         #expect(example.nas.connectTimeout == minimal.nas.connectTimeout)
         #expect(example.nas.operationTimeout == minimal.nas.operationTimeout)
@@ -114,6 +115,8 @@ struct ConfigurationTests {
                 keyPath: "watcher.rescan_interval", line: 14, messageContains: "at least 1s"),
         BadCase(name: "inotify as a string", edit: { $0 + "\n[watcher]\ninotify = \"yes\"\n" },
                 keyPath: "watcher.inotify", line: 14, messageContains: "true or false"),
+        BadCase(name: "metrics enabled as a number", edit: { $0 + "\n[metrics]\nenabled = 1\n" },
+                keyPath: "metrics.enabled", line: 14, messageContains: "true or false"),
         BadCase(name: "neither marker nor quiet",
                 edit: { $0.replacingOccurrences(of: "marker = \"RunComplete.txt\"", with: "") },
                 keyPath: "instrument[1]", line: 8, messageContains: "marker, quiet or both"),

@@ -298,6 +298,38 @@ struct PipelineTests {
         }
     }
 
+    @Test("the metrics textfile counts jobs, bytes, passes and failures")
+    func metricsTextfile() async throws {
+        let p = try Pipeline("metrics")
+        let metrics = AgentMetrics()
+        let worker = TransferWorker(name: "w1", configuration: p.configuration, queue: p.queue, logger: p.log.logger,
+                                    metrics: metrics)
+        let id = try await p.queueRun("run", files: ["a.bin": pseudoRandomBytes(count: 12_345, seed: 9)])
+        _ = try await p.queueRun("waiting", files: [:])
+        let job = try #require(try await p.queue.claim(worker: "w1"))
+        #expect(job.id == id)
+        await worker.process(job)
+        try await p.verifyDue()
+        try Data([0]).write(to: URL(fileURLWithPath: p.remoteRoot + "/SEQ_1/run/a.bin"))  // damage the NAS copy
+        p.clock.advance(by: .seconds(3600))
+        try await p.verifyDue()
+        p.clock.advance(by: .seconds(7200))
+
+        let text = try await MetricsTextfile.render(queue: p.queue, metrics: metrics, now: p.clock.now)
+        #expect(text.contains("nassync_jobs{state=\"queued\"} 2\n"))
+        #expect(text.contains("nassync_jobs{state=\"cleaned\"} 0\n"))
+        #expect(text.contains("nassync_bytes_sent_total 12349\n"), "a.bin and the 4-byte marker")
+        #expect(text.contains("nassync_verify_passes_total 1\n"))
+        #expect(text.contains("nassync_verify_mismatches_total 1\n"))
+        #expect(text.contains("nassync_failures_total 1\n"))
+        #expect(text.contains("nassync_oldest_unverified_run_age_seconds 10800\n"))
+        #expect(!text.contains("nassync_last_successful_transfer_timestamp_seconds 0.000"))
+        let path = p.folder + "/state/metrics/nassync.prom"
+        try MetricsTextfile.write(text, to: path)
+        #expect(try String(contentsOfFile: path, encoding: .utf8) == text)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: p.folder + "/state/metrics") == ["nassync.prom"])
+    }
+
     @Test("a wrong key fails the job at once, with one attempt")
     func wrongKey() async throws {
         let nas = try TestNAS.require()

@@ -36,6 +36,7 @@ extension Configuration {
         var cleanupTable = try top.table("cleanup")
         var retryTable = try top.table("retry")
         var watcherTable = try top.table("watcher")
+        var metricsTable = try top.table("metrics")
         let instrumentTables = try top.tableArray("instrument")
         try top.rejectUnknownKeys()
 
@@ -48,6 +49,7 @@ extension Configuration {
         let cleanup = try readCleanup(&cleanupTable)
         let retry = try readRetry(&retryTable)
         let watcher = try readWatcher(&watcherTable)
+        let metrics = try readMetrics(&metricsTable)
         guard var instrumentReaders = instrumentTables, !instrumentReaders.isEmpty else {
             throw context.error(keyPath: "instrument", "at least one [[instrument]] table is required")
         }
@@ -59,7 +61,7 @@ extension Configuration {
 
         return Configuration(
             sourceFile: file, agent: agent, nas: nas, verify: verify, cleanup: cleanup, retry: retry, watcher: watcher,
-            instruments: instruments)
+            metrics: metrics, instruments: instruments)
     }
 
     private static func readAgent(_ reader: inout TableReader?, context: ConfigurationContext) throws -> Agent {
@@ -158,6 +160,15 @@ extension Configuration {
         watcher.inotify = try table.bool("inotify") ?? watcher.inotify
         try table.rejectUnknownKeys()
         return watcher
+    }
+
+    private static func readMetrics(_ reader: inout TableReader?) throws -> Metrics {
+        var metrics = Metrics(enabled: false, interval: .seconds(15))
+        guard var table = reader else { return metrics }
+        metrics.enabled = try table.bool("enabled") ?? metrics.enabled
+        metrics.interval = try table.duration("interval", minimum: .seconds(1)) ?? metrics.interval
+        try table.rejectUnknownKeys()
+        return metrics
     }
 
     private static func readInstrument(_ table: inout TableReader, context: ConfigurationContext) throws -> Instrument {

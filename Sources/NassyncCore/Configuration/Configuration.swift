@@ -60,6 +60,12 @@ public struct Configuration: Sendable, Equatable {
         public var inotify: Bool
     }
 
+    public struct Metrics: Sendable, Equatable {
+        /// Write `<state_dir>/metrics/nassync.prom` for node_exporter's textfile collector.
+        public var enabled: Bool
+        public var interval: Duration
+    }
+
     public struct Instrument: Sendable, Equatable {
         /// Also the first folder under the NAS root, so only `[A-Za-z0-9._-]`.
         public var id: String
@@ -81,6 +87,7 @@ public struct Configuration: Sendable, Equatable {
     public var cleanup: Cleanup
     public var retry: Retry
     public var watcher: Watcher
+    public var metrics: Metrics
     public var instruments: [Instrument]
 
     /// The SSH login the transfer workers and the verifier use.

@@ -88,7 +88,9 @@ extension JobQueue {
 
     /// `recordFailure` inside the caller's transaction. `requeue` sends a job waiting between
     /// verify passes back to `queued` instead of leaving it where it is (its files must be resent).
-    func applyFailure(_ db: Database, _ job: inout Job, _ failure: JobFailure, requeue: Bool = false, at now: Date) throws {
+    func applyFailure(
+        _ db: Database, _ job: inout Job, _ failure: JobFailure, requeue: Bool = false, reason: String? = nil, at now: Date
+    ) throws {
         guard !job.state.isTerminal else {
             throw QueueError(.illegalTransition, "job \(job.id ?? 0) is already \(job.state.rawValue)")
         }
@@ -108,8 +110,8 @@ extension JobQueue {
             detail = failure.isTransient ? "gave up after \(job.attempts) attempts: \(failure.message)" : failure.message
         }
         try save(
-            db, &job, from: from, reason: failure.isTransient ? "transient failure" : "terminal failure", detail: detail,
-            at: now)
+            db, &job, from: from, reason: reason ?? (failure.isTransient ? "transient failure" : "terminal failure"),
+            detail: detail, at: now)
     }
 
     /// The manual retry: `failed → queued`, attempts and the last error cleared. Verify passes

@@ -97,7 +97,7 @@ extension JobQueue {
                     db, &job,
                     JobFailure("verify pass \(pass) by \(method): \(bad.count) of \(findings.count) files wrong or missing: \(names)",
                                isTransient: true),
-                    requeue: true, at: now)
+                    requeue: true, reason: "verify mismatch", at: now)
             }
             return job
         }

@@ -101,6 +101,9 @@ enum QueueSchema {
                     ) WITHOUT ROWID;
                     """)
         }
+        migrator.registerMigration("v3: events by reason, for metrics") { db in
+            try db.execute(sql: "CREATE INDEX events_reason ON events (reason, at)")
+        }
         return migrator
     }
 }

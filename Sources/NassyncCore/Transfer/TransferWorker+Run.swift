@@ -121,7 +121,10 @@ extension TransferWorker {
         }
         let temporary = RemoteLayout.temporaryPath(for: remote)
         var offset: UInt64 = 0
-        if entry.transferState != .resend, let partial = try await sftp.statIfExists(temporary), partial.kind == .file,
+        // Looking for a cut-off copy costs a round trip; it pays only for large files (a crash
+        // may have cut one off without a record) or when a stop recorded one.
+        let worthResuming = entry.transferState == .partial || (entry.transferState != .resend && entry.size > 1 << 20)
+        if worthResuming, let partial = try await sftp.statIfExists(temporary), partial.kind == .file,
             partial.size <= UInt64(entry.size)
         {
             offset = partial.size  // resume where the NAS copy ends

@@ -25,12 +25,14 @@ public final class TransferWorker: Sendable {
     let idleDelay: Duration
     /// Whether new transfers may start now (the `pause` signal file says no).
     let mayStart: @Sendable () -> Bool
+    let metrics: AgentMetrics?
 
     public init(
         name: String, configuration: Configuration, queue: JobQueue, logger: Logger, idleDelay: Duration = .seconds(1),
-        mayStart: @escaping @Sendable () -> Bool = { true }, connect: Connector? = nil
+        metrics: AgentMetrics? = nil, mayStart: @escaping @Sendable () -> Bool = { true }, connect: Connector? = nil
     ) {
         self.name = name
+        self.metrics = metrics
         self.configuration = configuration
         self.queue = queue
         self.logger = logger
@@ -67,6 +69,7 @@ public final class TransferWorker: Sendable {
             let outcome = try await transfer(job)
             switch outcome {
             case .done(let summary):
+                metrics?.addBytesSent(summary.sentBytes)
                 try await queue.transition(
                     job: id, to: .awaitingVerify, from: .running, reason: "transferred",
                     detail: "\(summary.files) files, \(summary.bytes) bytes; \(summary.sentBytes) bytes sent"
