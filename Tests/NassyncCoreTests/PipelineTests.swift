@@ -22,7 +22,10 @@ struct PipelineTests {
         let verifier: Verifier
         let reaper: Reaper
 
-        init(_ label: String, key: String? = nil, method: String = "auto", passes: Int = 2, cleanup: Bool = true) throws {
+        init(
+            _ label: String, key: String? = nil, method: String = "auto", passes: Int = 2, cleanup: Bool = true,
+            port: Int? = nil, knownHosts: String? = nil
+        ) throws {
             nas = try TestNAS.require()
             folder = try makeLocalFolder("pipeline-" + label)
             root = folder + "/instrument"
@@ -34,10 +37,10 @@ struct PipelineTests {
                 log_file = "-"
                 [nas]
                 host = "\(nas.host)"
-                port = \(nas.port)
+                port = \(port ?? nas.port)
                 user = "\(nas.user)"
                 identity_file = "\(key ?? nas.key)"
-                known_hosts = "\(nas.knownHosts)"
+                known_hosts = "\(knownHosts ?? nas.knownHosts)"
                 root = "\(remoteRoot)"
                 [verify]
                 passes = \(passes)

@@ -1,0 +1,100 @@
+import Crypto
+import Foundation
+import SFTPTransport
+import Testing
+import TestSupport
+
+@testable import NassyncCore
+
+/// A dropped connection and a full NAS in the middle of a transfer: the job waits out its
+/// backoff, resumes, and nothing is lost or half-proven.
+@Suite(.enabled(if: TestNAS.isAvailable, "needs the test NAS (scripts/test-nas start)"))
+struct NetworkAndDiskFaultTests {
+    @Test("a connection dropped mid-transfer is a transient failure; the next attempt resumes and completes")
+    func droppedConnection() async throws {
+        let nas = try TestNAS.require()
+        let relay = try TCPRelay(targetPort: nas.port)
+        defer { relay.close() }
+        let folder = try makeLocalFolder("dropped")
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        // The relay speaks for the NAS on another port: known_hosts must say so.
+        let hostKey = try String(contentsOfFile: nas.knownHosts, encoding: .utf8).split(separator: " ").dropFirst()
+            .joined(separator: " ")
+        try "[127.0.0.1]:\(relay.port) \(hostKey)".write(toFile: folder + "/known_hosts", atomically: true, encoding: .utf8)
+        let p = try PipelineTests.Pipeline(
+            "dropped", port: relay.port, knownHosts: folder + "/known_hosts")
+        let bytes = pseudoRandomBytes(count: 96 << 20, seed: 21)
+        let id = try await p.queueRun("run", files: ["big.bin": bytes])
+        let partial = p.remoteRoot + "/SEQ_1/run/.big.bin.nassync-part"
+
+        let job = try #require(try await p.queue.claim(worker: "w1"))
+        let transfer = Task { await p.worker.process(job) }
+        var seen = 0
+        for _ in 0..<500 where seen < 8 << 20 {
+            try await Task.sleep(for: .milliseconds(10))
+            seen = (try? FileManager.default.attributesOfItem(atPath: partial)[.size] as? Int) ?? 0
+        }
+        relay.cut()
+        await transfer.value
+        var state = try await p.job(id)
+        #expect(state.state == .queued, "\(state.lastError ?? "")")
+        #expect(state.attempts == 1)
+        #expect(state.nextAttemptAt == p.clock.now.addingTimeInterval(30))
+        #expect(p.log.events("transfer.failed").count == 1)
+        let cutAt = (try? FileManager.default.attributesOfItem(atPath: partial)[.size] as? Int) ?? 0
+        #expect(cutAt > 0 && cutAt < bytes.count, "a partial copy is on the NAS")
+
+        p.clock.advance(by: .seconds(30))
+        try await p.transfer()
+        state = try await p.job(id)
+        #expect(state.state == .awaitingVerify)
+        let finished = try #require(p.log.events("transfer.finished").last)
+        #expect(Int(finished.metadata["sent_bytes"] ?? "") ?? 0 < bytes.count, "resumed, not started over")
+        try await p.verifyDue()
+        #expect(try await p.job(id).verifyPasses == 1)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: p.remoteRoot + "/SEQ_1/run/big.bin")) == Data(bytes))
+    }
+
+    static var canMountTmpfs: Bool {
+        guard getuid() == 0 else { return false }
+        let probe = NSTemporaryDirectory() + "nassync-mount-probe-\(UUID().uuidString)"
+        try? FileManager.default.createDirectory(atPath: probe, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: probe) }
+        guard mount("tmpfs", probe, "tmpfs", 0, "size=1m") == 0 else { return false }
+        umount(probe)
+        return true
+    }
+
+    @Test("a full NAS backs off, logs nas.full, and the transfer completes once there is room",
+          .enabled(if: canMountTmpfs, "needs root and tmpfs mounts to fill a real file system"))
+    func fullNAS() async throws {
+        let p = try PipelineTests.Pipeline("full-nas")
+        // The NAS root becomes a small file system of its own, nearly full.
+        guard mount("tmpfs", p.remoteRoot, "tmpfs", 0, "size=16m") == 0 else {
+            Issue.record("mount failed: \(String(cString: strerror(errno)))")
+            return
+        }
+        defer { umount2(p.remoteRoot, Int32(MNT_DETACH)) }
+        let filler = p.remoteRoot + "/filler"
+        try Data(count: 12 << 20).write(to: URL(fileURLWithPath: filler))
+        let bytes = pseudoRandomBytes(count: 8 << 20, seed: 31)
+        let id = try await p.queueRun("run", files: ["data.bin": bytes])
+
+        try await p.transfer()
+        var job = try await p.job(id)
+        #expect(job.state == .queued)
+        #expect(job.attempts == 1)
+        #expect(job.lastError?.contains("no_space") == true, "\(job.lastError ?? "")")
+        #expect(p.log.events("nas.full").count == 1)
+        #expect(FileManager.default.fileExists(atPath: p.root + "/run/data.bin"))
+
+        try FileManager.default.removeItem(atPath: filler)
+        p.clock.advance(by: .seconds(30))
+        try await p.transfer()
+        job = try await p.job(id)
+        #expect(job.state == .awaitingVerify)
+        try await p.verifyDue()
+        #expect(try await p.job(id).verifyPasses == 1)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: p.remoteRoot + "/SEQ_1/run/data.bin")) == Data(bytes))
+    }
+}
