@@ -63,7 +63,7 @@ struct AgentCrashTests {
         let partial = remoteRun + "/.big.bin.nassync-part"
         let first = try startAgent(config)
         var partialSize = 0
-        for _ in 0..<300 where partialSize < 16 << 20 {
+        for _ in 0..<1500 where partialSize < 16 << 20 {
             try await Task.sleep(for: .milliseconds(20))
             partialSize = (try? FileManager.default.attributesOfItem(atPath: partial)[.size] as? Int) ?? 0
         }

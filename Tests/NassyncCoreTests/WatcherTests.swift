@@ -292,6 +292,22 @@ struct WatcherTests {
         #expect(await watcher.scan().changed.isEmpty, "noticed once")
     }
 
+    @Test("a run being cleaned is the reaper's: the watcher does not send it back while files disappear")
+    func cleanupEligibleLeftToReaper() async throws {
+        let setup = try Setup("reaper-owns", marker: "RunComplete.txt")
+        let queue = try setup.queue()
+        let watcher = setup.watcher(queue)
+        let run = try setup.makeRun("d/Runs/r", files: ["RunComplete.txt": "", "a": "1", "b": "2"])
+        let id = try #require(await watcher.scan().enqueued.first?.id)
+        _ = try await queue.claim(worker: "w")
+        for state in [JobState.awaitingVerify, .verified, .cleanupEligible] {
+            try await queue.transition(job: id, to: state, reason: "test")
+        }
+        try FileManager.default.removeItem(atPath: run + "/a")  // as the reaper deletes
+        #expect(await watcher.scan().changed.isEmpty)
+        #expect(try await queue.job(id: id)?.state == .cleanupEligible)
+    }
+
     @Test("the scan loop finds runs with inotify and without it alike", arguments: [true, false])
     func loop(inotify: Bool) async throws {
         let setup = try Setup("loop-\(inotify)", marker: "RunComplete.txt", inotify: inotify, rescan: "1s")

@@ -189,6 +189,10 @@ public final class Watcher: Sendable {
             // Nothing is proven yet; the transfer will take the run as it is then.
             observation.jobSignature = observation.signature
             return nil
+        case .cleanupEligible where configuration.cleanup.enabled:
+            // The reaper owns these: it re-checks every file itself right before deleting, and
+            // while it deletes, the run is changing under the watcher's eyes by design.
+            return nil
         case .awaitingVerify, .verified, .cleanupEligible:
             guard let proven = observation.jobSignature, proven != observation.signature else { return nil }
             let changed = try await queue.requeueChanged(
