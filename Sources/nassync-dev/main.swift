@@ -6,6 +6,7 @@
 //   nassync-dev queue-fill STATE_DIR COUNT [BATCH] -> "seconds" to enqueue COUNT jobs, BATCH per transaction
 //   nassync-dev queue-drain STATE_DIR              -> "jobs seconds" to claim and complete every queued job
 //   nassync-dev watch-scan CONFIG [ROUNDS]         -> "seconds" per full rescan of the config's instruments
+//   nassync-dev pipeline CONFIG RUN_DIR            -> "seconds" from enqueue to the first verified pass
 import Foundation
 
 let arguments = Array(CommandLine.arguments.dropFirst())
@@ -25,6 +26,7 @@ do {
     case "upload", "hash": try await TransportDriver.run(arguments)
     case "queue-churn", "queue-fill", "queue-drain": try await QueueDriver.run(arguments)
     case "watch-scan": try await WatchDriver.run(arguments)
+    case "pipeline": try await PipelineDriver.run(arguments)
     default: fail("unknown command; see the comment at the top of Sources/nassync-dev/main.swift")
     }
 } catch {

@@ -301,6 +301,21 @@ struct PipelineTests {
         }
     }
 
+    @Test("hundreds of long names are hashed by the NAS in batches that fit one SSH packet")
+    func manyLongNames() async throws {
+        let p = try Pipeline("batches", method: "remote-command")
+        var files: [String: [UInt8]] = [:]
+        for index in 0..<300 {
+            files["folder-\(index % 3)/" + String(repeating: "long-name-", count: 12) + "\(index).dat"] = [UInt8(index % 256)]
+        }
+        let id = try await p.queueRun("run", files: files)
+        try await p.transfer()
+        try await p.verifyDue()
+        let job = try await p.job(id)
+        #expect(job.verifyPasses == 1, "\(job.lastError ?? "")")
+        #expect(p.log.events("verify.passed").first?.metadata["method"] == "remote-command")
+    }
+
     @Test("the metrics textfile counts jobs, bytes, passes and failures")
     func metricsTextfile() async throws {
         let p = try Pipeline("metrics")

@@ -151,8 +151,9 @@ public final class Verifier: Sendable {
         }
     }
 
-    /// Groups paths so no command line exceeds about 100 kB (well under any ARG_MAX).
-    static func batches(_ paths: [String], limit: Int = 100_000) -> [[String]] {
+    /// Groups paths so no command line exceeds 28 kB: libssh2 refuses to send a channel request
+    /// that does not fit one SSH packet (about 32 kB), and that is also well under any ARG_MAX.
+    static func batches(_ paths: [String], limit: Int = 28_000) -> [[String]] {
         var batches: [[String]] = []
         var current: [String] = []
         var length = 0
