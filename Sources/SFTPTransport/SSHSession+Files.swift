@@ -120,10 +120,10 @@ extension SSHSession {
         guard rc != 0 else { return }
         let error = lastError("cannot create remote symlink", path: linkPath)
         // libssh2 1.10 reports a protocol error for SSH_FXP_SYMLINK even when OpenSSH made the
-        // link. Believe the server's file system: the link exists and points where asked.
-        if error.code != .cancelled, error.code != .connection,
-            try statIfExists(linkPath)?.kind == .symlink, try readSymlink(linkPath) == target
-        {
+        // link, with a status code that varies from call to call (so it can look like any error).
+        // Believe the server's file system instead: the link exists and points where asked.
+        guard error.code != .cancelled, error.libssh2Error == LIBSSH2_ERROR_SFTP_PROTOCOL else { throw error }
+        if (try? statIfExists(linkPath))??.kind == .symlink, (try? readSymlink(linkPath)) == target {
             return
         }
         throw error

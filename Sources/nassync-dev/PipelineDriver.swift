@@ -2,7 +2,8 @@ import Foundation
 import Logging
 import NassyncCore
 
-/// Times one run from enqueue to its first verified pass, through the real worker and verifier.
+/// Times one run from enqueue to its first verified pass, through the real worker and verifier;
+/// prints the total, then the transfer and verify parts.
 enum PipelineDriver {
     static func run(_ arguments: [String]) async throws {
         guard arguments.count >= 3 else { fail("pipeline needs a config file and a run directory") }
@@ -19,6 +20,7 @@ enum PipelineDriver {
         ).job.id!
         guard let job = try await queue.claim(worker: "bench"), job.id == id else { fail("could not claim the job", status: 1) }
         await worker.process(job)
+        let transferred = seconds(since: start)
         guard let sent = try await queue.job(id: id), sent.state == .awaitingVerify else {
             fail("the transfer did not finish: \(try await queue.job(id: id)?.lastError ?? "?")", status: 1)
         }
@@ -26,6 +28,7 @@ enum PipelineDriver {
         guard let verified = try await queue.job(id: id), verified.verifyPasses == 1 else {
             fail("the first verify pass did not pass: \(try await queue.job(id: id)?.lastError ?? "?")", status: 1)
         }
-        print(seconds(since: start))
+        let total = seconds(since: start)
+        print("\(total) transfer=\(transferred) verify=\(total - transferred)")
     }
 }

@@ -6,7 +6,7 @@
 //   nassync-dev queue-fill STATE_DIR COUNT [BATCH] -> "seconds" to enqueue COUNT jobs, BATCH per transaction
 //   nassync-dev queue-drain STATE_DIR              -> "jobs seconds" to claim and complete every queued job
 //   nassync-dev watch-scan CONFIG [ROUNDS]         -> "seconds" per full rescan of the config's instruments
-//   nassync-dev pipeline CONFIG RUN_DIR            -> "seconds" from enqueue to the first verified pass
+//   nassync-dev pipeline CONFIG RUN_DIR            -> "seconds transfer=… verify=…": enqueue to first verified pass
 import Foundation
 
 let arguments = Array(CommandLine.arguments.dropFirst())

@@ -271,7 +271,7 @@ struct PipelineTests {
         try FileManager.default.createSymbolicLink(
             atPath: p.root + "/run/to-file", withDestinationPath: outside + "/precious.txt")
         try await p.runToCleaned(id)
-        #expect(try await p.job(id).state == .cleaned)
+        #expect(try await p.job(id).state == .cleaned, "\(p.log.all.map { "\($0.event) \($0.metadata)" })")
         let remote = p.remoteRoot + "/SEQ_1/run"
         #expect(try FileManager.default.destinationOfSymbolicLink(atPath: remote + "/to-outside") == outside)
         #expect(try FileManager.default.destinationOfSymbolicLink(atPath: remote + "/to-file") == outside + "/precious.txt")

@@ -24,8 +24,7 @@ public final class Reaper: Sendable {
         self.queue = queue
         self.logger = logger
         self.clock = clock
-        let login = configuration.sshConfiguration
-        self.connect = connect ?? { try await SFTPConnection.connect(login) }
+        self.connect = connect ?? TransferWorker.connector(for: configuration)
     }
 
     public func run(tick: Duration = .seconds(2)) async {

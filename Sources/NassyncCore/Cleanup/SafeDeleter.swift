@@ -51,12 +51,7 @@ final class SafeDeleter {
                 if errno == ENOENT { return .alreadyGone }
                 throw Refusal(message: "cannot stat \(runPath)/\(entry.path): \(String(cString: strerror(errno)))")
             }
-            let kind = info.st_mode & S_IFMT
-            let mtime = Int64(info.st_mtim.tv_sec) * 1_000_000_000 + Int64(info.st_mtim.tv_nsec)
-            let expectedKind = entry.kind == .symlink ? S_IFLNK : S_IFREG
-            guard kind == expectedKind, Int64(info.st_size) == entry.size, mtime == entry.mtimeNanoseconds,
-                UInt64(info.st_ino) == entry.inode
-            else {
+            guard entry.isStill(info) else {
                 throw Refusal(message: "\(runPath)/\(entry.path) changed since it was hashed")
             }
             guard unlinkat(parent, name, 0) == 0 else {

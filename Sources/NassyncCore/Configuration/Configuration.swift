@@ -10,8 +10,10 @@ public struct Configuration: Sendable, Equatable {
         /// nil means stderr only (`log_file = "-"`).
         public var logFile: String?
         public var logFormat: LogFormat
-        /// Concurrent transfers, each with its own SSH connection.
+        /// Concurrent transfers (jobs).
         public var workers: Int
+        /// SSH connections per transfer, each sending different files of the run at once.
+        public var streams: Int
     }
 
     public enum LogFormat: String, Sendable, Equatable, CaseIterable {

@@ -121,15 +121,9 @@ public final class ControlInbox: Sendable {
         guard job.verifyPasses > 0 else { return false }
         let manifest = try await queue.manifest(job: job.id!)
         guard !manifest.isEmpty else { return false }
-        for entry in manifest where entry.kind != .directory {
-            var info = stat()
-            guard lstat(job.runPath + "/" + entry.path, &info) == 0 else { return false }
-            let mtime = Int64(info.st_mtim.tv_sec) * 1_000_000_000 + Int64(info.st_mtim.tv_nsec)
-            if Int64(info.st_size) != entry.size || mtime != entry.mtimeNanoseconds || UInt64(info.st_ino) != entry.inode {
-                return false
-            }
+        return manifest.allSatisfy { entry in
+            entry.kind == .directory || entry.isStill(at: job.runPath + "/" + entry.path) == true
         }
-        return true
     }
 
     private func reject(_ path: String, name: String, reasons: [String]) {

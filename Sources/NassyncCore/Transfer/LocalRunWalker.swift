@@ -43,7 +43,7 @@ public enum LocalRunWalker {
             guard fstatat(parent, name, &info, AT_SYMLINK_NOFOLLOW) == 0 else {
                 throw problem(errno, runPath + "/" + path, what: "a file of the run")
             }
-            let mtime = Int64(info.st_mtim.tv_sec) * 1_000_000_000 + Int64(info.st_mtim.tv_nsec)
+            let mtime = info.modificationNanoseconds
             switch info.st_mode & S_IFMT {
             case S_IFREG:
                 entries.append(ManifestEntry(

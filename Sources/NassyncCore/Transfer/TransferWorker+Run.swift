@@ -35,7 +35,7 @@ extension TransferWorker {
             runPath: job.runPath, marker: instrument.marker.map(Glob.init), ignore: ignore)
         let scanned = try LocalRunWalker.manifest(runPath: job.runPath, ignore: ignore)
         _ = try await queue.replaceManifest(job: id, entries: scanned, runSignature: signature?.description)
-        var manifest = try await queue.manifest(job: id)
+        let manifest = try await queue.manifest(job: id)
         let files = manifest.filter { $0.kind == .file }
         logger.info(
             "transfer.started",
@@ -44,57 +44,71 @@ extension TransferWorker {
                        "bytes": .stringConvertible(files.reduce(0) { $0 + $1.size }),
                        "nas_path": .string(location.nasPath)])
 
-        let sftp = try await connection.get(connect)
+        let sftp = try await lanes[0].get(connect)
         try await sftp.makeDirectories(location.nasPath)
-        var summary = Summary()
-        var pending: [ManifestEntry] = []
-        var lastFlush = ContinuousClock.now
-        var lastBeat = ContinuousClock.now
+        // Folders first (sorted, so parents come before children), then symlinks.
+        for entry in manifest where entry.kind == .directory {
+            try await sftp.makeDirectories(RemotePath.join(location.nasPath, entry.path))
+        }
+        for entry in manifest where entry.kind == .symlink {
+            try await placeSymlink(entry, at: RemotePath.join(location.nasPath, entry.path), sftp)
+        }
 
-        for index in manifest.indices {
-            if Task.isCancelled {
-                try await queue.recordTransfer(job: id, pending)
-                return .stopped
-            }
-            let entry = manifest[index]
-            let remote = RemotePath.join(location.nasPath, entry.path)
-            switch entry.kind {
-            case .directory:
-                try await sftp.makeDirectories(remote)
-            case .symlink:
-                try await placeSymlink(entry, at: remote, sftp)
-            case .file:
-                do {
-                    if let updated = try await send(entry, from: job.runPath + "/" + entry.path, to: remote, sftp, &summary) {
-                        manifest[index] = updated
-                        pending.append(updated)
-                    }
-                } catch let error as TransportError where error.code == .cancelled {
-                    var partial = entry
-                    partial.transferState = .partial
-                    pending.append(partial)
-                    try await queue.recordTransfer(job: id, pending)
-                    return .stopped
-                }
-                summary.files += 1
-                summary.bytes += entry.size
-            }
-            // Progress is saved in batches: one disk sync per hundred files, not per file.
-            if pending.count >= 100 || ContinuousClock.now - lastFlush > .seconds(2) {
-                try await queue.recordTransfer(job: id, pending)
-                pending.removeAll()
-                lastFlush = .now
-            }
-            if ContinuousClock.now - lastBeat > .seconds(10) {
-                guard try await queue.heartbeat(job: id, worker: name) else { return .lostClaim }
-                lastBeat = .now
+        let progress = TransferProgress(manifest: manifest)
+        let heartbeat = Task { [queue, name] in
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .seconds(10))
+                if Task.isCancelled { return }
+                if (try? await queue.heartbeat(job: id, worker: name)) == false { progress.loseClaim() }
             }
         }
-        try await queue.recordTransfer(job: id, pending)
-        try await writeRemoteManifest(manifest, runFolder: location.nasPath, sftp)
+        defer { heartbeat.cancel() }
+        do {
+            // Files go over several connections at once: while one waits for the NAS (an ack,
+            // an fsync, a rename), the others keep requests in flight.
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for lane in lanes {
+                    group.addTask {
+                        try await self.sendFiles(progress, over: lane, runPath: job.runPath, nasPath: location.nasPath, job: id)
+                    }
+                }
+                try await group.waitForAll()
+            }
+        } catch {
+            try? await queue.recordTransfer(job: id, progress.takePending())
+            throw error
+        }
+        try await queue.recordTransfer(job: id, progress.takePending())
+        if progress.claimLost { return .lostClaim }
+        if progress.stopped || Task.isCancelled { return .stopped }
+        try await writeRemoteManifest(progress.manifest, runFolder: location.nasPath, sftp)
+        var summary = progress.summary
         let elapsed = ContinuousClock.now - start
         summary.seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
         return .done(summary)
+    }
+
+    /// One lane: takes the next file not yet taken and sends it, until none are left.
+    private func sendFiles(
+        _ progress: TransferProgress, over lane: ConnectionSlot, runPath: String, nasPath: String, job id: Int64
+    ) async throws {
+        while let (index, entry) = progress.takeNextFile() {
+            if Task.isCancelled || progress.claimLost {
+                progress.stop()
+                return
+            }
+            let sftp = try await lane.get(connect)
+            do {
+                let result = try await send(entry, from: runPath + "/" + entry.path, to: RemotePath.join(nasPath, entry.path), sftp)
+                progress.finished(index, entry, result)
+            } catch let error as TransportError where error.code == .cancelled {
+                progress.stopped(at: entry)
+                return
+            }
+            if let batch = progress.batchToFlush() {
+                try await queue.recordTransfer(job: id, batch)
+            }
+        }
     }
 
     /// The job's run must still be a real folder under its instrument root.
@@ -109,14 +123,14 @@ extension TransferWorker {
         }
     }
 
-    /// Sends one file unless the NAS already has it; returns the updated manifest row.
+    /// Sends one file unless the NAS already has it; returns the updated manifest row and the
+    /// bytes sent (nil: skipped, already there).
     private func send(
-        _ entry: ManifestEntry, from local: String, to remote: String, _ sftp: SFTPConnection, _ summary: inout Summary
-    ) async throws -> ManifestEntry? {
+        _ entry: ManifestEntry, from local: String, to remote: String, _ sftp: SFTPConnection
+    ) async throws -> (entry: ManifestEntry, bytesSent: Int64)? {
         if entry.transferState == .sent, entry.sha256 != nil,
             let existing = try await sftp.statIfExists(remote), existing.kind == .file, existing.size == UInt64(entry.size)
         {
-            summary.skipped += 1
             return nil
         }
         let temporary = RemoteLayout.temporaryPath(for: remote)
@@ -136,22 +150,19 @@ extension TransferWorker {
                 isTransient: true)
         }
         try await sftp.rename(temporary, to: remote)
-        summary.sentBytes += Int64(result.bytesSent)
         var sent = entry
         sent.sha256 = result.sha256
         sent.hashedAt = Date()
         sent.transferState = .sent
         sent.sentBytes = entry.size
-        return sent
+        return (sent, Int64(result.bytesSent))
     }
 
     private func localFileUnchanged(_ entry: ManifestEntry, at path: String) throws -> Bool {
-        var info = stat()
-        guard lstat(path, &info) == 0 else {
-            throw TransportError(.localNoSuchFile, "the local file vanished while it was sent", path: path, errno: errno)
+        guard let unchanged = entry.isStill(at: path) else {
+            throw TransportError(.localNoSuchFile, "the local file vanished while it was sent", path: path, errno: ENOENT)
         }
-        let mtime = Int64(info.st_mtim.tv_sec) * 1_000_000_000 + Int64(info.st_mtim.tv_nsec)
-        return Int64(info.st_size) == entry.size && mtime == entry.mtimeNanoseconds && UInt64(info.st_ino) == entry.inode
+        return unchanged
     }
 
     /// Recreates a symlink as a symlink: the data it points to is never copied.

@@ -6,11 +6,12 @@ import SFTPTransport
 import Glibc
 #endif
 
-/// Copies queued runs to the NAS, one job at a time, over its own SSH connection.
+/// Copies queued runs to the NAS, one job at a time, over `agent.streams` SSH connections of
+/// its own that send different files at once.
 ///
 /// Each file goes to a temporary name, is hashed from the very bytes sent, fsynced and renamed
 /// into place; `.nassync/manifest.sha256` is written last. A file cut off by a crash resumes
-/// where the NAS copy ends. The connection is kept across files and jobs and replaced after a
+/// where the NAS copy ends. Connections are kept across files and jobs and replaced after a
 /// failure.
 public final class TransferWorker: Sendable {
     public typealias Connector = @Sendable () async throws -> SFTPConnection
@@ -20,7 +21,8 @@ public final class TransferWorker: Sendable {
     let logger: Logger
     public let name: String
     let connect: Connector
-    let connection = ConnectionSlot()
+    /// One per stream; the first also makes folders and symlinks and writes the manifest.
+    let lanes: [ConnectionSlot]
     /// Between polls of an empty queue.
     let idleDelay: Duration
     /// Whether new transfers may start now (the `pause` signal file says no).
@@ -33,13 +35,19 @@ public final class TransferWorker: Sendable {
     ) {
         self.name = name
         self.metrics = metrics
+        self.lanes = (0..<configuration.agent.streams).map { _ in ConnectionSlot() }
         self.configuration = configuration
         self.queue = queue
         self.logger = logger
         self.idleDelay = idleDelay
         self.mayStart = mayStart
+        self.connect = connect ?? TransferWorker.connector(for: configuration)
+    }
+
+    /// Logs in with the configured NAS login: what workers, verifier and reaper use by default.
+    public static func connector(for configuration: Configuration) -> Connector {
         let login = configuration.sshConfiguration
-        self.connect = connect ?? { try await SFTPConnection.connect(login) }
+        return { try await SFTPConnection.connect(login) }
     }
 
     /// Takes and copies jobs until the task is cancelled.
@@ -58,7 +66,7 @@ public final class TransferWorker: Sendable {
                 try? await Task.sleep(for: idleDelay)
             }
         }
-        await connection.close()
+        for lane in lanes { await lane.close() }
     }
 
     /// Copies one claimed (`running`) job, and moves it on: to `awaiting_verify`, back to the
@@ -97,7 +105,7 @@ public final class TransferWorker: Sendable {
     private func fail(_ job: Job, _ error: Error) async {
         let failure = Self.classify(error)
         if let transport = error as? TransportError, transport.code != .noSuchFile {
-            await connection.close()  // start the next attempt on a fresh connection
+            for lane in lanes { await lane.close() }  // start the next attempt on fresh connections
         }
         do {
             let updated = try await queue.recordFailure(job: job.id!, failure)

@@ -20,8 +20,7 @@ public final class Verifier: Sendable {
         self.configuration = configuration
         self.queue = queue
         self.logger = logger
-        let login = configuration.sshConfiguration
-        self.connect = connect ?? { try await SFTPConnection.connect(login) }
+        self.connect = connect ?? TransferWorker.connector(for: configuration)
     }
 
     /// Verifies due jobs until the task is cancelled.

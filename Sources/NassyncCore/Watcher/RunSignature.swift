@@ -80,7 +80,7 @@ public struct RunSignature: Sendable, Equatable, CustomStringConvertible {
         guard fstatat(parent, name, &info, AT_SYMLINK_NOFOLLOW) == 0 else { return nil }
         let kind = info.st_mode & S_IFMT
         add(relative, kind: UInt8(truncatingIfNeeded: kind >> 12), size: Int64(info.st_size),
-            mtime: Int64(info.st_mtim.tv_sec) &* 1_000_000_000 &+ Int64(info.st_mtim.tv_nsec))
+            mtime: info.modificationNanoseconds)
         if kind == S_IFDIR {
             directories += 1
             let child = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
