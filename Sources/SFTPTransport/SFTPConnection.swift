@@ -1,4 +1,5 @@
 import Dispatch
+import Foundation
 
 /// One SSH connection to the NAS, with its SFTP channel, for use from Swift concurrency.
 ///
@@ -11,6 +12,8 @@ import Dispatch
 /// with cancellation handlers is behind a mutex.
 public final class SFTPConnection: @unchecked Sendable {
     public let configuration: SSHConfiguration
+    /// Unique for the life of the process (unlike the object's address, which is reused).
+    public let id = UUID()
     private let queue: DispatchQueue
     private let socket: InterruptibleSocket
     private let session: SSHSession

@@ -46,7 +46,7 @@ enum QueueDriver {
         switch (job.state, random.next() % 4) {
         case (.running, 0): try await queue.recordFailure(job: id, JobFailure("churn", isTransient: true))
         case (.running, _): try await queue.transition(job: id, to: .awaitingVerify, reason: "sent")
-        case (.awaitingVerify, 0): try await queue.requeueChanged(job: id, reason: "mismatch", detail: nil)
+        case (.awaitingVerify, 0): try await queue.requeueChanged(job: id, expected: .awaitingVerify, reason: "mismatch", detail: nil)
         case (.awaitingVerify, _):
             try await queue.transition(job: id, to: .verified, reason: "passes done") { $0.verifyPasses = 2 }
         case (.verified, _): try await queue.transition(job: id, to: .cleanupEligible, reason: "old enough")

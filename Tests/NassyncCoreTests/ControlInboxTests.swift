@@ -114,6 +114,32 @@ struct ControlInboxTests {
         #expect(try setup.files().isEmpty)
     }
 
+    @Test("a retry keeps proven passes only while the run is exactly as it was hashed")
+    func keepPassesOnlyIfUnchanged() async throws {
+        for change in ["none", "modified", "added"] {
+            let setup = try Setup("keep-\(change)")
+            let run = setup.folder + "/instrument/run"
+            try FileManager.default.createDirectory(atPath: run, withIntermediateDirectories: true)
+            try Data([1, 2, 3]).write(to: URL(fileURLWithPath: run + "/a"))
+            let id = try await setup.queue.enqueue(runPath: run, instrument: "I", nasPath: nil).job.id!
+            let entries = try LocalRunWalker.manifest(runPath: run, ignore: IgnoreRules([]))
+            _ = try await setup.queue.replaceManifest(job: id, entries: entries, runSignature: nil)
+            _ = try await setup.queue.claim(worker: "w")
+            try await setup.queue.transition(job: id, to: .awaitingVerify, reason: "sent") { $0.verifyPasses = 1 }
+            _ = try await setup.queue.recordFailure(job: id, JobFailure("host key changed", isTransient: false))
+            switch change {
+            case "modified": try Data([9, 9, 9, 9]).write(to: URL(fileURLWithPath: run + "/a"))
+            case "added": try Data([4]).write(to: URL(fileURLWithPath: run + "/new"))
+            default: break
+            }
+            try setup.drop("retry", "\(id)")
+            await setup.inbox.check()
+            let job = try #require(try await setup.queue.job(id: id))
+            #expect(job.state == .queued)
+            #expect(job.verifyPasses == (change == "none" ? 1 : 0), "change: \(change)")
+        }
+    }
+
     @Test("a file still being written waits for the next look")
     func freshFileWaits() async throws {
         let setup = try Setup("fresh")

@@ -316,6 +316,78 @@ struct PipelineTests {
         #expect(p.log.events("verify.passed").first?.metadata["method"] == "remote-command")
     }
 
+    /// Transfer and both passes, and min_age passed: ready for the reaper.
+    func readyToClean(_ p: Pipeline, _ id: Int64) async throws {
+        try await p.transfer()
+        for _ in 0..<2 {
+            try await p.verifyDue()
+            p.clock.advance(by: .seconds(3600))
+        }
+        p.clock.advance(by: .seconds(86_400))
+        #expect(try await p.job(id).state == .verified)
+    }
+
+    @Test("the reaper acts only on a job still eligible when it looks, whatever its list said")
+    func staleCleanupList() async throws {
+        let p = try Pipeline("stale-list")
+        let id = try await p.queueRun("run", files: ["a": [1]])
+        try await readyToClean(p, id)
+        let listed = try await p.queue.transition(job: id, to: .cleanupEligible, reason: "old enough")
+        try await p.queue.requeueChanged(job: id, expected: .cleanupEligible, reason: "run changed", detail: nil)
+        await p.reaper.clean(listed)
+        #expect(try await p.job(id).state == .queued)
+        #expect(FileManager.default.fileExists(atPath: p.root + "/run/a"), "nothing deleted")
+    }
+
+    @Test("a verify pass over an old file list proves nothing")
+    func staleVerifyPass() async throws {
+        let p = try Pipeline("stale-pass")
+        let id = try await p.queueRun("run", files: ["a": [1], "b": [2]])
+        try await p.transfer()
+        let manifest = try await p.queue.manifest(job: id).filter { $0.kind == .file }
+        let partial = manifest.dropFirst().map { VerifyFinding(path: $0.path, outcome: .match, foundSHA256: $0.sha256) }
+        let error = await #expect(throws: QueueError.self) {
+            try await p.queue.recordVerifyPass(
+                job: id, findings: Array(partial), method: "read-back", requiredPasses: 1, interval: .seconds(1))
+        }
+        #expect(error?.code == .illegalTransition)
+        let job = try await p.job(id)
+        #expect(job.state == .awaitingVerify)
+        #expect(job.verifyPasses == 0)
+        // A finding against another copy's hash is judged by the manifest as it is now.
+        let wrong = manifest.map { VerifyFinding(path: $0.path, outcome: .match, foundSHA256: String(repeating: "0", count: 64)) }
+        let judged = try await p.queue.recordVerifyPass(
+            job: id, findings: wrong, method: "read-back", requiredPasses: 1, interval: .seconds(1))
+        #expect(judged.state == .queued)
+        #expect(judged.verifyPasses == 0)
+    }
+
+    @Test("a run folder already gone when the reaper comes is cleaned, not failed")
+    func runAlreadyGone() async throws {
+        let p = try Pipeline("gone")
+        let id = try await p.queueRun("run", files: ["a": [1]])
+        try await readyToClean(p, id)
+        try FileManager.default.removeItem(atPath: p.root + "/run")
+        await p.reaper.sweep()
+        #expect(try await p.job(id).state == .cleaned)
+        #expect(p.log.events("cleanup.already_gone").count == 1)
+    }
+
+    @Test("a NAS symlink pointing elsewhere stops the cleanup")
+    func nasSymlinkChanged() async throws {
+        let p = try Pipeline("nas-symlink")
+        let id = try await p.queueRun("run", files: ["a": [1]])
+        try FileManager.default.createSymbolicLink(atPath: p.root + "/run/link", withDestinationPath: "a")
+        try await readyToClean(p, id)
+        let remote = p.remoteRoot + "/SEQ_1/run/link"
+        try FileManager.default.removeItem(atPath: remote)
+        try FileManager.default.createSymbolicLink(atPath: remote, withDestinationPath: "somewhere-else")
+        await p.reaper.sweep()
+        #expect(try await p.job(id).state == .queued)
+        #expect(FileManager.default.fileExists(atPath: p.root + "/run/a"))
+        #expect(p.log.events("cleanup.refused").first?.metadata["reason"]?.contains("link") == true)
+    }
+
     @Test("the metrics textfile counts jobs, bytes, passes and failures")
     func metricsTextfile() async throws {
         let p = try Pipeline("metrics")

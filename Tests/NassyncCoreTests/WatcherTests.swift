@@ -308,6 +308,24 @@ struct WatcherTests {
         #expect(try await queue.job(id: id)?.state == .cleanupEligible)
     }
 
+    @Test("what the transfer recorded as the job's signature is never overwritten by a scan")
+    func transferSignatureKept() async throws {
+        let setup = try Setup("signature", marker: "RunComplete.txt")
+        let queue = try setup.queue()
+        let watcher = setup.watcher(queue)
+        let run = try setup.makeRun("d/Runs/r", files: ["RunComplete.txt": "", "a": "1"])
+        let id = try #require(await watcher.scan().enqueued.first?.id)
+        try setup.append(run + "/a", "more, before the transfer took the run")
+        let signature = try RunSignature.compute(runPath: run, marker: Glob("RunComplete.txt"), ignore: IgnoreRules([]))
+        _ = try await queue.claim(worker: "w")
+        let entries = try LocalRunWalker.manifest(runPath: run, ignore: IgnoreRules([]))
+        _ = try await queue.replaceManifest(job: id, entries: entries, runSignature: signature)
+        _ = await watcher.scan()
+        try await queue.transition(job: id, to: .awaitingVerify, reason: "sent")
+        #expect(await watcher.scan().changed.isEmpty, "the run is exactly what was transferred")
+        #expect(try await queue.runObservations(instrument: "SEQ_1")[run]?.jobSignature == signature.description)
+    }
+
     @Test("the scan loop finds runs with inotify and without it alike", arguments: [true, false])
     func loop(inotify: Bool) async throws {
         let setup = try Setup("loop-\(inotify)", marker: "RunComplete.txt", inotify: inotify, rescan: "1s")

@@ -65,10 +65,20 @@ public final class Reaper: Sendable {
 
     /// Deletes a `cleanup_eligible` job's local files, or sends it back to the queue if anything
     /// about the run is not exactly as it was proven.
-    public func clean(_ job: Job) async {
-        let id = job.id!
+    public func clean(_ listed: Job) async {
+        let id = listed.id!
+        var job = listed
         do {
-            let manifest = try await queue.manifest(job: id)
+            // The job and its manifest as one picture, and only if it is still eligible: the list
+            // it came from may be stale.
+            guard let (current, manifest) = try await queue.cleanupCandidate(
+                job: id, requiredPasses: configuration.verify.passes)
+            else { return }
+            job = current
+            if Self.isGone(job.runPath) {
+                try await finishAlreadyGone(job)
+                return
+            }
             let location = try RunLocation.locate(job.runPath, in: configuration, workingDirectory: "/")
             if let reason = try localDifference(job, manifest, location) {
                 try await requeue(job, reason: reason)
@@ -105,13 +115,15 @@ public final class Reaper: Sendable {
             try? await requeue(job, reason: refusal.message)
         } catch let problem as RunLocation.Problem {
             let failure = JobFailure("cannot clean \(job.runPath): \(problem.description)", isTransient: false)
-            if let updated = try? await queue.recordFailure(job: id, failure), updated.state == .failed {
+            if let updated = try? await queue.recordFailure(job: id, failure, expected: .cleanupEligible),
+                updated.state == .failed
+            {
                 logger.error("job.failed", metadata: ["job": .stringConvertible(id), "error": .string(failure.message)])
             }
         } catch {
             if error is TransportError { await connection.close() }
             let failure = TransferWorker.classify(error)
-            let updated = try? await queue.recordFailure(job: id, failure)
+            let updated = try? await queue.recordFailure(job: id, failure, expected: .cleanupEligible)
             logger.warning(
                 "cleanup.failed",
                 metadata: ["job": .stringConvertible(id), "error": .string(failure.message),
@@ -137,7 +149,25 @@ public final class Reaper: Sendable {
         return nil
     }
 
-    /// Manifest files and symlinks that the NAS no longer has (or has at another size).
+    private static func isGone(_ path: String) -> Bool {
+        var info = stat()
+        return lstat(path, &info) != 0 && errno == ENOENT
+    }
+
+    /// The run folder is gone already: a cleanup cut off before it could record itself, or a
+    /// run removed by hand. Its files are proven on the NAS, so there is nothing left to do.
+    private func finishAlreadyGone(_ job: Job) async throws {
+        try await queue.transition(
+            job: job.id!, to: .cleaned, from: .cleanupEligible, reason: "local data already gone",
+            detail: "the run folder no longer exists; \(job.verifyPasses) verify passes")
+        logger.notice(
+            "cleanup.already_gone",
+            metadata: ["job": .stringConvertible(job.id!), "run": .string(job.runPath),
+                       "passes": .stringConvertible(job.verifyPasses)])
+    }
+
+    /// Manifest files and symlinks that the NAS no longer has (or has at another size, or
+    /// pointing elsewhere).
     private func remoteMissing(_ job: Job, _ manifest: [ManifestEntry]) async throws -> [String] {
         guard let nasPath = job.nasPath else { return ["(no NAS path recorded)"] }
         let sftp = try await connection.get(connect)
@@ -146,7 +176,13 @@ public final class Reaper: Sendable {
             let info = try await sftp.statIfExists(RemotePath.join(nasPath, entry.path))
             switch entry.kind {
             case .file where info?.kind != .file || info?.size != UInt64(entry.size): missing.append(entry.path)
-            case .symlink where info?.kind != .symlink: missing.append(entry.path)
+            case .symlink:
+                guard info?.kind == .symlink else {
+                    missing.append(entry.path)
+                    continue
+                }
+                let target = try? await sftp.readSymlink(RemotePath.join(nasPath, entry.path))
+                if target != entry.linkTarget { missing.append(entry.path) }
             default: break
             }
         }
@@ -154,7 +190,7 @@ public final class Reaper: Sendable {
     }
 
     private func requeue(_ job: Job, reason: String) async throws {
-        try await queue.requeueChanged(job: job.id!, reason: "cleanup refused", detail: reason)
+        try await queue.requeueChanged(job: job.id!, expected: .cleanupEligible, reason: "cleanup refused", detail: reason)
         logger.warning(
             "cleanup.refused",
             metadata: ["job": .stringConvertible(job.id!), "run": .string(job.runPath), "reason": .string(reason),

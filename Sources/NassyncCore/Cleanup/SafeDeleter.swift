@@ -16,14 +16,19 @@ final class SafeDeleter {
     }
 
     private let runDescriptor: Int32
+    /// The folder holding the run, and the run's name in it: to remove the run folder itself.
+    private let parentDescriptor: Int32
+    private let runName: String
     let runPath: String
 
     /// Opens `relativeRun` (the run's path below `root`) through real folders only.
     init(root: String, relativeRun: String) throws {
+        let components = relativeRun.split(separator: "/").map(String.init)
+        guard let name = components.last else { throw Refusal(message: "a run cannot be the instrument root itself") }
         var fd = open(root, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
         guard fd >= 0 else { throw Refusal(message: "cannot open the instrument root \(root): \(String(cString: strerror(errno)))") }
-        for component in relativeRun.split(separator: "/") {
-            let next = openat(fd, String(component), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        for component in components.dropLast() {
+            let next = openat(fd, component, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
             let code = errno
             close(fd)
             guard next >= 0 else {
@@ -31,11 +36,22 @@ final class SafeDeleter {
             }
             fd = next
         }
-        runDescriptor = fd
+        let run = openat(fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard run >= 0 else {
+            let code = errno
+            close(fd)
+            throw Refusal(message: "cannot open \(root)/\(relativeRun) through real folders only: \(String(cString: strerror(code)))")
+        }
+        parentDescriptor = fd
+        runDescriptor = run
+        runName = name
         runPath = root + "/" + relativeRun
     }
 
-    deinit { close(runDescriptor) }
+    deinit {
+        close(runDescriptor)
+        close(parentDescriptor)
+    }
 
     enum Outcome: Equatable {
         case deleted(bytes: Int64)
@@ -69,9 +85,10 @@ final class SafeDeleter {
         }
     }
 
-    /// Removes the run folder itself if it is empty. Returns whether it is gone.
+    /// Removes the run folder itself if it is empty, relative to the folder it was opened
+    /// through (never by path, which a swapped symlink could redirect). Returns whether it is gone.
     func removeRunFolderIfEmpty() -> Bool {
-        rmdir(runPath) == 0 || errno == ENOENT
+        unlinkat(parentDescriptor, runName, AT_REMOVEDIR) == 0 || errno == ENOENT
     }
 
     /// Calls `body` with a descriptor of the folder holding `relativePath` and its last

@@ -116,13 +116,19 @@ public final class ControlInbox: Sendable {
                        "previous_error": .string(job.lastError ?? "")])
     }
 
-    /// Proven passes survive a retry only if every manifest file is still exactly as hashed.
+    /// Proven passes survive a retry only if the run holds exactly the manifest's entries, each
+    /// still as it was hashed: nothing changed, nothing added, nothing gone.
     private func localFilesUnchanged(_ job: Job) async throws -> Bool {
-        guard job.verifyPasses > 0 else { return false }
+        guard job.verifyPasses > 0,
+            let instrument = configuration.instruments.first(where: { $0.id == job.instrument }),
+            let now = try? LocalRunWalker.manifest(runPath: job.runPath, ignore: IgnoreRules(instrument.ignore))
+        else { return false }
         let manifest = try await queue.manifest(job: job.id!)
-        guard !manifest.isEmpty else { return false }
-        return manifest.allSatisfy { entry in
-            entry.kind == .directory || entry.isStill(at: job.runPath + "/" + entry.path) == true
+        let proven = Dictionary(uniqueKeysWithValues: manifest.map { ($0.path, $0) })
+        guard !manifest.isEmpty, now.count == manifest.count else { return false }
+        return now.allSatisfy { entry in
+            guard let before = proven[entry.path], before.kind == entry.kind else { return false }
+            return entry.kind == .directory || entry.isSameLocalFile(as: before)
         }
     }
 

@@ -6,7 +6,7 @@ extension JobQueue {
     /// that did not change (their hash and transfer state, so a resumed job does not start over).
     /// Updates the job's totals, and the signature the watcher compares later changes with.
     @discardableResult
-    public func replaceManifest(job id: Int64, entries: [ManifestEntry], runSignature: String?) async throws -> Job {
+    public func replaceManifest(job id: Int64, entries: [ManifestEntry], runSignature: RunSignature?) async throws -> Job {
         let now = self.now()
         return try await write { db in
             var job = try Self.fetchJob(db, id)
@@ -39,7 +39,14 @@ extension JobQueue {
             try Self.updateJob(db, job)
             if let runSignature {
                 try db.execute(
-                    sql: "UPDATE runs SET job_signature = ? WHERE run_path = ?", arguments: [runSignature, job.runPath])
+                    sql: """
+                        INSERT INTO runs (run_path, instrument, signature, files, bytes, marker_found, first_seen_at,
+                            changed_at, seen_at, job_signature)
+                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                        ON CONFLICT (run_path) DO UPDATE SET job_signature = excluded.job_signature
+                        """,
+                    arguments: [job.runPath, job.instrument, runSignature.description, runSignature.files,
+                                runSignature.bytes, runSignature.markerFound, now, now, now, runSignature.description])
             }
             return try Self.fetchJob(db, id)
         }
@@ -49,16 +56,28 @@ extension JobQueue {
         try await read { db in try Self.manifest(db, job: id) }
     }
 
+    /// The job and its manifest read together, only if it is `cleanup_eligible` with at least
+    /// `requiredPasses` passes: what the reaper may act on, as one consistent picture.
+    public func cleanupCandidate(job id: Int64, requiredPasses: Int) async throws -> (Job, [ManifestEntry])? {
+        try await read { db in
+            let job = try Self.fetchJob(db, id)
+            guard job.state == .cleanupEligible, job.verifyPasses >= requiredPasses else { return nil }
+            return (job, try Self.manifest(db, job: id))
+        }
+    }
+
     static func manifest(_ db: Database, job id: Int64) throws -> [ManifestEntry] {
         try ManifestEntry.fetchAll(
             db.cachedStatement(sql: "SELECT * FROM files WHERE job_id = ? ORDER BY path"), arguments: [id])
     }
 
-    /// Records transfer progress of several files in one transaction.
-    public func recordTransfer(job id: Int64, _ updates: [ManifestEntry]) async throws {
+    /// Records transfer progress of several files in one transaction, if `worker` still holds
+    /// the job (a worker that lost its claim must not write over the new holder's progress).
+    public func recordTransfer(job id: Int64, worker: String, _ updates: [ManifestEntry]) async throws {
         guard !updates.isEmpty else { return }
         let now = self.now()
         try await write { db in
+            try Self.check(try Self.fetchJob(db, id), expected: .running, claimedBy: worker)
             let statement = try db.cachedStatement(
                 sql: """
                     UPDATE files SET sha256 = ?, hashed_at = ?, transfer_state = ?, sent_bytes = ?

@@ -43,15 +43,25 @@ extension JobQueue {
         }
     }
 
-    /// Stores observations (insert or replace) and forgets `vanished` run paths, in one transaction.
-    public func saveRunObservations(_ observations: [RunObservation], forgetting vanished: [String] = []) async throws {
-        guard !observations.isEmpty || !vanished.isEmpty else { return }
+    /// Stores what the watcher saw and forgets `vanished` run paths, in one transaction.
+    ///
+    /// An existing row keeps its `job_signature`: only `jobSignatures` (runs the watcher just
+    /// queued or sent back) and the transfer worker's manifest set it, so a scan that started
+    /// before a transfer can never overwrite what the transfer recorded.
+    public func saveRunObservations(
+        _ observations: [RunObservation], jobSignatures: [String: String] = [:], forgetting vanished: [String] = []
+    ) async throws {
+        guard !observations.isEmpty || !vanished.isEmpty || !jobSignatures.isEmpty else { return }
         try await write { db in
             let upsert = try db.cachedStatement(
                 sql: """
-                    INSERT OR REPLACE INTO runs (run_path, instrument, signature, files, bytes, marker_found,
+                    INSERT INTO runs (run_path, instrument, signature, files, bytes, marker_found,
                         first_seen_at, changed_at, seen_at, job_signature)
                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    ON CONFLICT (run_path) DO UPDATE SET instrument = excluded.instrument,
+                        signature = excluded.signature, files = excluded.files, bytes = excluded.bytes,
+                        marker_found = excluded.marker_found, changed_at = excluded.changed_at,
+                        seen_at = excluded.seen_at
                     """)
             for item in observations {
                 try upsert.execute(arguments: [
@@ -59,6 +69,8 @@ extension JobQueue {
                     item.firstSeenAt, item.changedAt, item.seenAt, item.jobSignature,
                 ])
             }
+            let setSignature = try db.cachedStatement(sql: "UPDATE runs SET job_signature = ? WHERE run_path = ?")
+            for (path, signature) in jobSignatures { try setSignature.execute(arguments: [signature, path]) }
             let delete = try db.cachedStatement(sql: "DELETE FROM runs WHERE run_path = ?")
             for path in vanished { try delete.execute(arguments: [path]) }
         }

@@ -52,19 +52,17 @@ extension JobQueue {
 
     /// Moves a job to `target`, with `changes` applied to the row, and logs the event, in one
     /// transaction. Throws `.illegalTransition` (changing nothing) when the state machine does not
-    /// allow the move, or when `expected` is given and the job is no longer in that state.
+    /// allow the move, when `expected` is given and the job is no longer in that state, or when
+    /// `claimedBy` is given and that worker no longer holds the job.
     @discardableResult
     public func transition(
-        job id: Int64, to target: JobState, from expected: JobState? = nil, reason: String, detail: String? = nil,
-        changes: @escaping @Sendable (inout Job) -> Void = { _ in }
+        job id: Int64, to target: JobState, from expected: JobState? = nil, claimedBy worker: String? = nil,
+        reason: String, detail: String? = nil, changes: @escaping @Sendable (inout Job) -> Void = { _ in }
     ) async throws -> Job {
         let now = self.now()
         return try await write { db in
             var job = try Self.fetchJob(db, id)
-            if let expected, job.state != expected {
-                throw QueueError(
-                    .illegalTransition, "job \(id) is \(job.state.rawValue), not \(expected.rawValue); it moved on meanwhile")
-            }
+            try Self.check(job, expected: expected, claimedBy: worker)
             let from = job.state
             job.state = target
             changes(&job)
@@ -76,13 +74,31 @@ extension JobQueue {
     /// Records a failed attempt. A transient failure waits the next backoff step (a `running`
     /// job goes back to `queued`; a job between verify passes stays where it is); the failure
     /// after the last step, or any non-transient one, makes the job `failed`.
+    ///
+    /// With `expected` (and `claimedBy`), the failure is recorded only if the job is still where
+    /// the caller left it: a job that moved on meanwhile belongs to someone else now.
     @discardableResult
-    public func recordFailure(job id: Int64, _ failure: JobFailure) async throws -> Job {
+    public func recordFailure(
+        job id: Int64, _ failure: JobFailure, expected: JobState? = nil, claimedBy worker: String? = nil
+    ) async throws -> Job {
         let now = self.now()
         return try await write { db in
             var job = try Self.fetchJob(db, id)
+            try Self.check(job, expected: expected, claimedBy: worker)
             try self.applyFailure(db, &job, failure, at: now)
             return job
+        }
+    }
+
+    /// Throws `.illegalTransition` unless the job is in `expected` and held by `worker` (when given).
+    static func check(_ job: Job, expected: JobState?, claimedBy worker: String?) throws {
+        if let expected, job.state != expected {
+            throw QueueError(
+                .illegalTransition,
+                "job \(job.id ?? 0) is \(job.state.rawValue), not \(expected.rawValue); it moved on meanwhile")
+        }
+        if let worker, job.claimedBy != worker {
+            throw QueueError(.illegalTransition, "job \(job.id ?? 0) is no longer held by \(worker)")
         }
     }
 
@@ -129,10 +145,11 @@ extension JobQueue {
     }
 
     /// Sends a live job back to be transferred again because its local files changed: what was
-    /// proven no longer holds, so its passes are forgotten.
+    /// proven no longer holds, so its passes are forgotten. Only if the job is still `expected`:
+    /// the caller's view may be stale.
     @discardableResult
-    public func requeueChanged(job id: Int64, reason: String, detail: String?) async throws -> Job {
-        try await transition(job: id, to: .queued, reason: reason, detail: detail) { job in
+    public func requeueChanged(job id: Int64, expected: JobState, reason: String, detail: String?) async throws -> Job {
+        try await transition(job: id, to: .queued, from: expected, reason: reason, detail: detail) { job in
             job.nextAttemptAt = nil
             job.forgetProof()
         }

@@ -49,6 +49,10 @@ extension JobQueue {
 
     /// Records one verify pass, in one transaction with its consequences.
     ///
+    /// The findings are judged against the manifest as it is now, not as it was when the pass
+    /// began: a file the pass did not hash, or hashed against an older copy, makes the pass
+    /// worthless (`.illegalTransition`, nothing recorded).
+    ///
     /// Every file matching: the pass counts; with `requiredPasses` the job is `verified`, else
     /// the next pass is due after `interval`. Any file wrong or missing: those files are marked
     /// for resending, the proof so far is forgotten, and the job goes back to `queued` as a
@@ -62,6 +66,17 @@ extension JobQueue {
             var job = try Self.fetchJob(db, id)
             guard job.state == .awaitingVerify else {
                 throw QueueError(.illegalTransition, "job \(id) is \(job.state.rawValue), not awaiting_verify")
+            }
+            let reported = Dictionary(findings.map { ($0.path, $0) }, uniquingKeysWith: { first, _ in first })
+            let current = try Self.manifest(db, job: id).filter { $0.kind == .file }
+            let findings = try current.map { entry -> VerifyFinding in
+                guard let finding = reported[entry.path], let expected = entry.sha256 else {
+                    throw QueueError(
+                        .illegalTransition, "job \(id): \(entry.path) was not checked by this pass; the file list changed")
+                }
+                let outcome: VerifyFinding.Outcome =
+                    finding.foundSHA256 == nil ? .missing : (finding.foundSHA256 == expected ? .match : .mismatch)
+                return VerifyFinding(path: entry.path, outcome: outcome, foundSHA256: finding.foundSHA256)
             }
             let pass = (try Int.fetchOne(
                 db, sql: "SELECT coalesce(max(pass), 0) FROM verify_results WHERE job_id = ?", arguments: [id]) ?? 0) + 1

@@ -34,7 +34,7 @@ extension TransferWorker {
         let signature = try? RunSignature.compute(
             runPath: job.runPath, marker: instrument.marker.map(Glob.init), ignore: ignore)
         let scanned = try LocalRunWalker.manifest(runPath: job.runPath, ignore: ignore)
-        _ = try await queue.replaceManifest(job: id, entries: scanned, runSignature: signature?.description)
+        _ = try await queue.replaceManifest(job: id, entries: scanned, runSignature: signature)
         let manifest = try await queue.manifest(job: id)
         let files = manifest.filter { $0.kind == .file }
         logger.info(
@@ -75,10 +75,10 @@ extension TransferWorker {
                 try await group.waitForAll()
             }
         } catch {
-            try? await queue.recordTransfer(job: id, progress.takePending())
+            try? await queue.recordTransfer(job: id, worker: name, progress.takePending())
             throw error
         }
-        try await queue.recordTransfer(job: id, progress.takePending())
+        try await queue.recordTransfer(job: id, worker: name, progress.takePending())
         if progress.claimLost { return .lostClaim }
         if progress.stopped || Task.isCancelled { return .stopped }
         try await writeRemoteManifest(progress.manifest, runFolder: location.nasPath, sftp)
@@ -106,7 +106,7 @@ extension TransferWorker {
                 return
             }
             if let batch = progress.batchToFlush() {
-                try await queue.recordTransfer(job: id, batch)
+                try await queue.recordTransfer(job: id, worker: name, batch)
             }
         }
     }

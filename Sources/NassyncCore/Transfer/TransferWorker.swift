@@ -78,10 +78,15 @@ public final class TransferWorker: Sendable {
             switch outcome {
             case .done(let summary):
                 metrics?.addBytesSent(summary.sentBytes)
+                let resent = summary.files - summary.skipped
                 try await queue.transition(
-                    job: id, to: .awaitingVerify, from: .running, reason: "transferred",
+                    job: id, to: .awaitingVerify, from: .running, claimedBy: name, reason: "transferred",
                     detail: "\(summary.files) files, \(summary.bytes) bytes; \(summary.sentBytes) bytes sent"
-                ) { $0.nextAttemptAt = nil }
+                ) { job in
+                    job.nextAttemptAt = nil
+                    // Passes kept by a manual retry prove the NAS as it was; a file sent now is not covered.
+                    if resent > 0 { job.forgetProof() }
+                }
                 logger.info(
                     "transfer.finished",
                     metadata: ["job": .stringConvertible(id), "run": .string(job.runPath),
@@ -91,7 +96,7 @@ public final class TransferWorker: Sendable {
                                "seconds": .string(String(format: "%.3f", summary.seconds))])
             case .stopped:
                 try await queue.transition(
-                    job: id, to: .queued, from: .running, reason: "agent stopping",
+                    job: id, to: .queued, from: .running, claimedBy: name, reason: "agent stopping",
                     detail: "the transfer resumes where it stopped")
                 logger.info("transfer.stopped", metadata: ["job": .stringConvertible(id), "run": .string(job.runPath)])
             case .lostClaim:
@@ -108,7 +113,7 @@ public final class TransferWorker: Sendable {
             for lane in lanes { await lane.close() }  // start the next attempt on fresh connections
         }
         do {
-            let updated = try await queue.recordFailure(job: job.id!, failure)
+            let updated = try await queue.recordFailure(job: job.id!, failure, expected: .running, claimedBy: name)
             var metadata: Logger.Metadata = [
                 "job": .stringConvertible(job.id!), "run": .string(job.runPath), "error": .string(failure.message),
                 "attempts": .stringConvertible(updated.attempts),

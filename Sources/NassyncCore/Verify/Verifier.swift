@@ -12,7 +12,7 @@ public final class Verifier: Sendable {
     let connect: TransferWorker.Connector
     let connection = ConnectionSlot()
     /// The method `auto` chose for the current connection (probed once per connection).
-    private let chosen = LockedValue<(connection: ObjectIdentifier, method: Configuration.VerifyMethod)?>(nil)
+    private let chosen = LockedValue<(connection: UUID, method: Configuration.VerifyMethod)?>(nil)
 
     public init(
         configuration: Configuration, queue: JobQueue, logger: Logger, connect: TransferWorker.Connector? = nil
@@ -50,6 +50,10 @@ public final class Verifier: Sendable {
                 job: id, findings: findings, method: method.rawValue, requiredPasses: configuration.verify.passes,
                 interval: configuration.verify.interval)
             report(job, updated, findings, method: method)
+        } catch let error as QueueError where error.code == .illegalTransition {
+            // The job moved on, or its files changed, while the pass ran: the pass proves nothing.
+            logger.notice(
+                "verify.discarded", metadata: ["job": .stringConvertible(id), "reason": .string(error.message)])
         } catch {
             if (error as? TransportError)?.code == .cancelled || Task.isCancelled { return }
             await fail(job, error)
@@ -79,7 +83,9 @@ public final class Verifier: Sendable {
     private func fail(_ job: Job, _ error: Error) async {
         let failure = TransferWorker.classify(error)
         if error is TransportError { await connection.close() }
-        guard let updated = try? await queue.recordFailure(job: job.id!, failure) else { return }
+        guard let updated = try? await queue.recordFailure(job: job.id!, failure, expected: .awaitingVerify) else {
+            return  // the job moved on meanwhile: not this verifier's to fail
+        }
         let metadata: Logger.Metadata = [
             "job": .stringConvertible(job.id!), "run": .string(job.runPath), "error": .string(failure.message),
         ]
@@ -95,7 +101,7 @@ public final class Verifier: Sendable {
     func method(for sftp: SFTPConnection) async throws -> Configuration.VerifyMethod {
         let configured = configuration.verify.method
         guard configured == .auto else { return configured }
-        let key = ObjectIdentifier(sftp)
+        let key = sftp.id
         if let cached = chosen.get(), cached.connection == key { return cached.method }
 
         let probeName = ".nassync-probe-\(UUID().uuidString)"

@@ -81,6 +81,7 @@ public final class Watcher: Sendable {
         let ignore = IgnoreRules(instrument.ignore)
         var updates: [RunObservation] = []
         var finished: [RunObservation] = []
+        var jobSignatures: [String: String] = [:]
 
         for run in found.runs {
             let old = observations[run]
@@ -112,7 +113,10 @@ public final class Watcher: Sendable {
             observation.seenAt = now
 
             if let job {
-                if let changedJob = try await noticeChange(job, &observation) { report.changed.append(changedJob) }
+                if let changedJob = try await noticeChange(job, &observation) {
+                    report.changed.append(changedJob)
+                    jobSignatures[run] = observation.signature
+                }
             } else if isFinished(observation, instrument, now: now) {
                 finished.append(observation)
                 continue
@@ -123,9 +127,10 @@ public final class Watcher: Sendable {
         }
 
         report.enqueued += try await enqueue(finished, instrument, updates: &updates)
+        for observation in finished { jobSignatures[observation.runPath] = observation.signature }
         let present = Set(found.runs)
         let vanished = observations.keys.filter { !present.contains($0) && jobs[$0] == nil }
-        try await queue.saveRunObservations(updates, forgetting: Array(vanished))
+        try await queue.saveRunObservations(updates, jobSignatures: jobSignatures, forgetting: Array(vanished))
     }
 
     /// The runs of an instrument, or nil (logged once) when its root cannot be read.
@@ -185,9 +190,8 @@ public final class Watcher: Sendable {
     /// A run that changed after its transfer loses its proof: the job goes back to the queue.
     private func noticeChange(_ job: Job, _ observation: inout RunObservation) async throws -> Job? {
         switch job.state {
-        case .queued:
-            // Nothing is proven yet; the transfer will take the run as it is then.
-            observation.jobSignature = observation.signature
+        case .queued, .running:
+            // Nothing is proven yet; the transfer records what it takes.
             return nil
         case .cleanupEligible where configuration.cleanup.enabled:
             // The reaper owns these: it re-checks every file itself right before deleting, and
@@ -195,9 +199,14 @@ public final class Watcher: Sendable {
             return nil
         case .awaitingVerify, .verified, .cleanupEligible:
             guard let proven = observation.jobSignature, proven != observation.signature else { return nil }
-            let changed = try await queue.requeueChanged(
-                job: job.id!, reason: "run changed",
-                detail: "files, sizes or mtimes differ from what was transferred")
+            let changed: Job
+            do {
+                changed = try await queue.requeueChanged(
+                    job: job.id!, expected: job.state, reason: "run changed",
+                    detail: "files, sizes or mtimes differ from what was transferred")
+            } catch let error as QueueError where error.code == .illegalTransition {
+                return nil  // it moved on since this scan read it; the next scan looks again
+            }
             logger.warning(
                 "run.changed",
                 metadata: ["job": .stringConvertible(job.id!), "run": .string(job.runPath),
