@@ -38,13 +38,7 @@ struct AgentCrashTests {
             state_dir = "state"
             log_file = "nassync.log"
             workers = 1
-            [nas]
-            host = "\(nas.host)"
-            port = \(nas.port)
-            user = "\(nas.user)"
-            identity_file = "\(nas.key)"
-            known_hosts = "\(nas.knownHosts)"
-            root = "\(remoteRoot)"
+            \(nas.configSection(root: remoteRoot))
             [verify]
             passes = 2
             interval = "1s"

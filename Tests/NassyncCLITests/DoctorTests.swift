@@ -18,13 +18,7 @@ struct DoctorTests {
             state_dir = "state"
             log_file = "-"
 
-            [nas]
-            host = "\(nas.host)"
-            port = \(nas.port)
-            user = "\(nas.user)"
-            identity_file = "\(identity ?? nas.key)"
-            known_hosts = "\(knownHosts ?? nas.knownHosts)"
-            root = "\(remote)"
+            \(nas.configSection(root: remote, identityFile: identity, knownHosts: knownHosts))
 
             [verify]
             method = "\(method)"

@@ -22,13 +22,7 @@ struct OperatorSurfaceTests {
             state_dir = "state"
             log_file = "nassync.log"
             workers = 1
-            [nas]
-            host = "\(nas.host)"
-            port = \(nas.port)
-            user = "\(nas.user)"
-            identity_file = "id_key"
-            known_hosts = "\(nas.knownHosts)"
-            root = "\(remoteRoot)"
+            \(nas.configSection(root: remoteRoot, identityFile: "id_key"))
             [verify]
             passes = 2
             interval = "1s"

@@ -35,13 +35,7 @@ struct PipelineTests {
                 [agent]
                 state_dir = "state"
                 log_file = "-"
-                [nas]
-                host = "\(nas.host)"
-                port = \(port ?? nas.port)
-                user = "\(nas.user)"
-                identity_file = "\(key ?? nas.key)"
-                known_hosts = "\(knownHosts ?? nas.knownHosts)"
-                root = "\(remoteRoot)"
+                \(nas.configSection(root: remoteRoot, identityFile: key, knownHosts: knownHosts, port: port))
                 [verify]
                 passes = \(passes)
                 interval = "1h"

@@ -66,6 +66,22 @@ public struct TestNAS: Sendable {
         SSHConfiguration(host: host, port: port, user: sftpUser, identityFile: sftpKey, knownHostsFile: knownHosts)
     }
 
+    /// The `[nas]` table of a config that logs in to this server (the login with a shell unless
+    /// another key is given), with files landing under `root`.
+    public func configSection(root: String, identityFile: String? = nil, knownHosts: String? = nil, port: Int? = nil)
+        -> String
+    {
+        """
+        [nas]
+        host = "\(host)"
+        port = \(port ?? self.port)
+        user = "\(user)"
+        identity_file = "\(identityFile ?? key)"
+        known_hosts = "\(knownHosts ?? self.knownHosts)"
+        root = "\(root)"
+        """
+    }
+
     /// A fresh, empty folder under the NAS root, as a remote path (also valid locally: same machine).
     public func makeRemoteFolder(_ label: String) throws -> String {
         let path = root + "/" + label + "-" + UUID().uuidString
