@@ -1,6 +1,10 @@
 /// Just enough JSON writing for status lines and log lines, with exact string escaping.
 public enum JSONText {
     public static func string(_ value: String) -> String {
+        // Most values need no escaping; checking bytes first keeps status --json fast.
+        if !value.utf8.contains(where: { $0 < 0x20 || $0 == 0x22 || $0 == 0x5c || $0 == 0x7f }) {
+            return "\"" + value + "\""
+        }
         var result = "\""
         result.reserveCapacity(value.utf8.count + 2)
         for scalar in value.unicodeScalars {
