@@ -15,6 +15,15 @@ struct StatusCommand: AsyncParsableCommand {
             "Only jobs in this state (\(JobState.allCases.map(\.rawValue).joined(separator: ", "))).",
             valueName: "STATE"))
     var state: JobState?
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "One job in detail, with its audit trail: every state change, when and why.", valueName: "JOB_ID|RUN_DIR"))
+    var job: String?
+
+    func validate() throws {
+        if job != nil && state != nil { throw ValidationError("--job and --state do not go together") }
+    }
 
     func run() async throws {
         let configuration = try options.load()
@@ -29,7 +38,9 @@ struct StatusCommand: AsyncParsableCommand {
             throw ExitCode(ExitStatus.failure)
         }
         do {
-            if json {
+            if let job {
+                try await printJob(job, queue)
+            } else if json {
                 try await printJSON(queue)
             } else {
                 try await printTable(queue)
@@ -50,6 +61,23 @@ struct StatusCommand: AsyncParsableCommand {
         }
         output.write(first.take() ? "]\n" : "\n]\n")
         output.flush()
+    }
+
+    private func printJob(_ name: String, _ queue: JobQueue) async throws {
+        let key = Int64(name) == nil ? LocalPath.absolute(name, relativeTo: FileManager.default.currentDirectoryPath) : name
+        guard let job = try await queue.job(named: key) else {
+            printError("no job \(name) in \(queue.path)")
+            throw ExitCode(ExitStatus.failure)
+        }
+        let events = try await queue.events(job: job.id!)
+        if json {
+            print(JobReport.json(job, events: events))
+        } else {
+            print(JobReport.tableHeader)
+            print(JobReport.tableRow(job))
+            print("")
+            for event in events { print(JobReport.eventLine(event)) }
+        }
     }
 
     private func printTable(_ queue: JobQueue) async throws {

@@ -26,6 +26,27 @@ public enum JobReport {
         ])
     }
 
+    /// A job with its audit trail, as one JSON object (`events` oldest first).
+    public static func json(_ job: Job, events: [JobEvent]) -> String {
+        let trail = events.map { event in
+            JSONText.object([
+                "at": JSONText.string(Timestamp.iso8601(event.at)),
+                "from": JSONText.string(event.fromState?.rawValue),
+                "to": JSONText.string(event.toState.rawValue),
+                "reason": JSONText.string(event.reason),
+                "detail": JSONText.string(event.detail),
+            ])
+        }
+        return String(json(job).dropLast()) + ",\"events\":[" + trail.joined(separator: ",") + "]}"
+    }
+
+    /// One line of the audit trail: `2026-11-23T17:50:43.800Z  cleanup_eligible -> cleaned  local data deleted: …`.
+    public static func eventLine(_ event: JobEvent) -> String {
+        let move = (event.fromState.map { "\($0.rawValue) -> " } ?? "") + event.toState.rawValue
+        return Timestamp.iso8601(event.at) + "  " + pad(move, 36) + "  " + printable(event.reason)
+            + (event.detail.map { ": " + printable($0) } ?? "")
+    }
+
     /// Column layout of the table; fixed so rows can be printed as they are read.
     public static let tableHeader = row(
         id: "ID", state: "STATE", attempts: "TRIES", passes: "PASSES", files: "FILES", bytes: "SIZE",
