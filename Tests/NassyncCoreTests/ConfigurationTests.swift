@@ -117,6 +117,8 @@ struct ConfigurationTests {
                 keyPath: "watcher.inotify", line: 14, messageContains: "true or false"),
         BadCase(name: "metrics enabled as a number", edit: { $0 + "\n[metrics]\nenabled = 1\n" },
                 keyPath: "metrics.enabled", line: 14, messageContains: "true or false"),
+        BadCase(name: "retention under an hour", edit: { $0.replacingOccurrences(of: "[nas]", with: "[agent]\nkeep_cleaned = \"5m\"\n[nas]") },
+                keyPath: "agent.keep_cleaned", line: 2, messageContains: "at least 1h"),
         BadCase(name: "neither marker nor quiet",
                 edit: { $0.replacingOccurrences(of: "marker = \"RunComplete.txt\"", with: "") },
                 keyPath: "instrument[1]", line: 8, messageContains: "marker, quiet or both"),

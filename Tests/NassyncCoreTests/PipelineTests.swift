@@ -145,6 +145,24 @@ struct PipelineTests {
         #expect(try FileManager.default.contentsOfDirectory(atPath: remote).allSatisfy { !RemoteLayout.isTemporaryName($0) })
     }
 
+    @Test("cleaned jobs are pruned after agent.keep_cleaned; their audit trail stays")
+    func pruneAfterRetention() async throws {
+        let p = try Pipeline("prune")
+        let id = try await p.queueRun("run", files: ["a": [1]])
+        try await p.runToCleaned(id)
+        #expect(try await p.job(id).state == .cleaned)
+        await p.reaper.prune()
+        #expect(try await p.queue.job(id: id) != nil, "kept for 90 days")
+        p.clock.advance(by: .seconds(90 * 86_400))
+        await p.reaper.prune()
+        #expect(try await p.queue.job(id: id) != nil, "not older than 90 days yet")
+        p.clock.advance(by: .seconds(1))
+        await p.reaper.prune()
+        #expect(try await p.queue.job(id: id) == nil)
+        #expect(try await p.queue.events(job: id).last?.toState == .cleaned)
+        #expect(p.log.events("queue.pruned").first?.metadata["jobs"] == "1")
+    }
+
     @Test("cleanup disabled stops at cleanup_eligible")
     func cleanupDisabled() async throws {
         let p = try Pipeline("no-cleanup", cleanup: false)

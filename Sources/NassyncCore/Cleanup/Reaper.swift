@@ -28,8 +28,13 @@ public final class Reaper: Sendable {
     }
 
     public func run(tick: Duration = .seconds(2)) async {
+        var lastPrune = Date.distantPast
         while !Task.isCancelled {
             await sweep()
+            if clock().timeIntervalSince(lastPrune) >= 3600 {
+                lastPrune = clock()
+                await prune()
+            }
             try? await Task.sleep(for: tick)
         }
         await connection.close()
@@ -44,6 +49,22 @@ public final class Reaper: Sendable {
             guard configuration.cleanup.enabled else { return }
             for job in try await queue.dueJobs(in: .cleanupEligible) where !Task.isCancelled {
                 await clean(job)
+            }
+        } catch {
+            logger.error("queue.error", metadata: ["error": .string("\(error)")])
+        }
+    }
+
+    /// Drops `cleaned` jobs older than `agent.keep_cleaned` from the queue; their events stay.
+    public func prune() async {
+        let cutoff = clock().addingTimeInterval(-configuration.agent.keepCleaned.timeInterval)
+        do {
+            let pruned = try await queue.pruneCleaned(before: cutoff)
+            if pruned > 0 {
+                logger.info(
+                    "queue.pruned",
+                    metadata: ["jobs": .stringConvertible(pruned),
+                               "older_than": .string(DurationText.format(configuration.agent.keepCleaned))])
             }
         } catch {
             logger.error("queue.error", metadata: ["error": .string("\(error)")])

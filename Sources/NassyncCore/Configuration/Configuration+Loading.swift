@@ -67,7 +67,7 @@ extension Configuration {
     private static func readAgent(_ reader: inout TableReader?, context: ConfigurationContext) throws -> Agent {
         var agent = Agent(
             stateDirectory: "/var/lib/nassync", logFile: "/var/log/nassync/nassync.log", logFormat: .logfmt, workers: 2,
-            streams: 4)
+            streams: 4, keepCleaned: .seconds(90 * 86_400))
         guard var table = reader else { return agent }
         if let stateDirectory = try table.string("state_dir") {
             guard !stateDirectory.isEmpty else { throw table.error("state_dir", "must not be empty") }
@@ -85,6 +85,7 @@ extension Configuration {
         }
         agent.workers = try table.int("workers", in: 1...64) ?? agent.workers
         agent.streams = try table.int("streams", in: 1...16) ?? agent.streams
+        agent.keepCleaned = try table.duration("keep_cleaned", minimum: .seconds(3600)) ?? agent.keepCleaned
         try table.rejectUnknownKeys()
         return agent
     }

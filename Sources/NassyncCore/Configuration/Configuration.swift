@@ -14,6 +14,8 @@ public struct Configuration: Sendable, Equatable {
         public var workers: Int
         /// SSH connections per transfer, each sending different files of the run at once.
         public var streams: Int
+        /// How long `cleaned` jobs stay listed before they are pruned (their events stay).
+        public var keepCleaned: Duration
     }
 
     public enum LogFormat: String, Sendable, Equatable, CaseIterable {
