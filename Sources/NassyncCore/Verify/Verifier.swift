@@ -2,6 +2,7 @@ import Crypto
 import Foundation
 import Logging
 import SFTPTransport
+import Synchronization
 
 /// Proves NAS copies pass after pass: hashes every file of a job on the NAS (by a remote hash
 /// command, or by reading it back over SFTP) and compares with the hashes taken while sending.
@@ -10,7 +11,8 @@ public final class Verifier: Sendable {
     let queue: JobQueue
     let logger: Logger
     let connect: TransferWorker.Connector
-    let connection = ConnectionSlot()
+    /// `agent.streams` connections, hashing different files at once; the first also probes.
+    let lanes: [ConnectionSlot]
     /// The method `auto` chose for the current connection (probed once per connection).
     private let chosen = LockedValue<(connection: UUID, method: Configuration.VerifyMethod)?>(nil)
 
@@ -21,6 +23,7 @@ public final class Verifier: Sendable {
         self.queue = queue
         self.logger = logger
         self.connect = connect ?? TransferWorker.connector(for: configuration)
+        self.lanes = (0..<configuration.agent.streams).map { _ in ConnectionSlot() }
     }
 
     /// Verifies due jobs until the task is cancelled.
@@ -32,7 +35,7 @@ public final class Verifier: Sendable {
             }
             if due.isEmpty { try? await Task.sleep(for: tick) }
         }
-        await connection.close()
+        for lane in lanes { await lane.close() }
     }
 
     /// One verify pass over one `awaiting_verify` job.
@@ -43,9 +46,8 @@ public final class Verifier: Sendable {
             guard let nasPath = job.nasPath else {
                 throw TransferFailure(message: "job \(id) has no NAS path", isTransient: false)
             }
-            let sftp = try await connection.get(connect)
-            let method = try await method(for: sftp)
-            let findings = try await hash(manifest, in: nasPath, method: method, sftp)
+            let method = try await method(for: try await lanes[0].get(connect))
+            let findings = try await hash(manifest, in: nasPath, method: method)
             let updated = try await queue.recordVerifyPass(
                 job: id, findings: findings, method: method.rawValue, requiredPasses: configuration.verify.passes,
                 interval: configuration.verify.interval)
@@ -82,7 +84,7 @@ public final class Verifier: Sendable {
 
     private func fail(_ job: Job, _ error: Error) async {
         let failure = TransferWorker.classify(error)
-        if error is TransportError { await connection.close() }
+        if error is TransportError { for lane in lanes { await lane.close() } }
         guard let updated = try? await queue.recordFailure(job: job.id!, failure, expected: .awaitingVerify) else {
             return  // the job moved on meanwhile: not this verifier's to fail
         }
@@ -127,32 +129,58 @@ public final class Verifier: Sendable {
         return method
     }
 
-    /// Hashes every file on the NAS. Names a hash command cannot print unambiguously are read back.
-    func hash(
-        _ files: [ManifestEntry], in nasPath: String, method: Configuration.VerifyMethod, _ sftp: SFTPConnection
-    ) async throws -> [VerifyFinding] {
-        var found: [String: String] = [:]
+    /// Hashes every file on the NAS, spread over the lanes. Names a hash command cannot print
+    /// unambiguously are read back.
+    func hash(_ files: [ManifestEntry], in nasPath: String, method: Configuration.VerifyMethod) async throws
+        -> [VerifyFinding]
+    {
+        var work: [HashWork] = []
         var readBack = files
         if method == .remoteCommand {
             let plain = files.filter { Sha256sumFormat.isPlain($0.path) }
             readBack = files.filter { !Sha256sumFormat.isPlain($0.path) }
-            for batch in Self.batches(plain.map { RemotePath.join(nasPath, $0.path) }) {
-                let hashes = try await RemoteHashCommand.hash(batch, command: configuration.verify.remoteCommand, sftp)
-                found.merge(hashes) { $1 }
-            }
+            work += Self.batches(plain.map { RemotePath.join(nasPath, $0.path) }).map(HashWork.command)
         }
-        for entry in readBack {
-            let remote = RemotePath.join(nasPath, entry.path)
-            do {
-                found[remote] = try await sftp.hashRemoteFile(remote).sha256
-            } catch let error as TransportError where error.code == .noSuchFile {
-                continue
+        work += readBack.map { .readBack(RemotePath.join(nasPath, $0.path)) }
+
+        let shared = SharedHashing(work)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for lane in lanes {
+                group.addTask {
+                    while let item = shared.next() {
+                        let sftp = try await lane.get(self.connect)
+                        shared.record(try await self.run(item, sftp))
+                    }
+                }
             }
+            try await group.waitForAll()
         }
+        let found = shared.found
         return files.map { entry in
             let remote = RemotePath.join(nasPath, entry.path)
             guard let digest = found[remote] else { return VerifyFinding(path: entry.path, outcome: .missing, foundSHA256: nil) }
             return VerifyFinding(path: entry.path, outcome: digest == entry.sha256 ? .match : .mismatch, foundSHA256: digest)
+        }
+    }
+
+    enum HashWork: Sendable {
+        /// Many files through the NAS's hash command, in one call.
+        case command([String])
+        /// One file read back over SFTP and hashed here.
+        case readBack(String)
+    }
+
+    /// Remote path → digest for what one piece of work could hash (missing files are absent).
+    private func run(_ item: HashWork, _ sftp: SFTPConnection) async throws -> [String: String] {
+        switch item {
+        case .command(let paths):
+            return try await RemoteHashCommand.hash(paths, command: configuration.verify.remoteCommand, sftp)
+        case .readBack(let path):
+            do {
+                return [path: try await sftp.hashRemoteFile(path).sha256]
+            } catch let error as TransportError where error.code == .noSuchFile {
+                return [:]
+            }
         }
     }
 
@@ -175,6 +203,35 @@ public final class Verifier: Sendable {
         if !current.isEmpty { batches.append(current) }
         return batches
     }
+}
+
+/// The work of one pass, handed out to the lanes, and the digests they found.
+final class SharedHashing: Sendable {
+    private struct State {
+        var work: [Verifier.HashWork]
+        var next = 0
+        var found: [String: String] = [:]
+    }
+
+    private let state: Mutex<State>
+
+    init(_ work: [Verifier.HashWork]) {
+        state = Mutex(State(work: work))
+    }
+
+    func next() -> Verifier.HashWork? {
+        state.withLock { state in
+            guard state.next < state.work.count else { return nil }
+            defer { state.next += 1 }
+            return state.work[state.next]
+        }
+    }
+
+    func record(_ digests: [String: String]) {
+        state.withLock { $0.found.merge(digests) { $1 } }
+    }
+
+    var found: [String: String] { state.withLock { $0.found } }
 }
 
 /// Running the hash command on the NAS for many files at once.
