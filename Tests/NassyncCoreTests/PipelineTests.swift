@@ -82,7 +82,7 @@ struct PipelineTests {
         }
 
         func verifyDue() async throws {
-            for job in try await queue.jobsDueForVerification() { await verifier.verify(job) }
+            for job in try await queue.dueJobs(in: .awaitingVerify) { await verifier.verify(job) }
         }
 
         func job(_ id: Int64) async throws -> Job { try #require(try await queue.job(id: id)) }

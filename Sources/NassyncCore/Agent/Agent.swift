@@ -75,7 +75,7 @@ public final class Agent: Sendable {
             })
         }
 
-        let liveness = Liveness(loops.map(\.name))
+        let liveness = Liveness()
         var services: [any Service] = loops.map { $0.tracked(by: liveness) }
         if let eventLog {
             services.append(LogReopenService(log: eventLog, logger: logger))
@@ -127,11 +127,6 @@ struct LoopService: Service, CustomStringConvertible {
 /// Which of the agent's loops are still running: the watchdog pings only while all are.
 final class Liveness: Sendable {
     private let ended = Mutex<Set<String>>([])
-    let names: [String]
-
-    init(_ names: [String]) {
-        self.names = names
-    }
 
     func ended(_ name: String) {
         _ = ended.withLock { $0.insert(name) }

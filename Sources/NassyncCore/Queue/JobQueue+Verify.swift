@@ -19,20 +19,6 @@ public struct VerifyFinding: Sendable, Equatable {
 }
 
 extension JobQueue {
-    /// `awaiting_verify` jobs whose next pass is due, oldest due first.
-    public func jobsDueForVerification(limit: Int = 50) async throws -> [Job] {
-        let now = self.now()
-        return try await read { db in
-            try Job.fetchAll(
-                db,
-                sql: """
-                    SELECT * FROM jobs WHERE state = 'awaiting_verify' AND (next_attempt_at IS NULL OR next_attempt_at <= ?)
-                    ORDER BY next_attempt_at, id LIMIT ?
-                    """,
-                arguments: [now, limit])
-        }
-    }
-
     /// Jobs in `state` whose next step is due (no `next_attempt_at`, or it has passed).
     public func dueJobs(in state: JobState, limit: Int = 50) async throws -> [Job] {
         let now = self.now()

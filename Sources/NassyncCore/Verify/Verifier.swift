@@ -29,7 +29,7 @@ public final class Verifier: Sendable {
     /// Verifies due jobs until the task is cancelled.
     public func run(tick: Duration = .seconds(1)) async {
         while !Task.isCancelled {
-            let due = (try? await queue.jobsDueForVerification()) ?? []
+            let due = (try? await queue.dueJobs(in: .awaitingVerify)) ?? []
             for job in due where !Task.isCancelled {
                 await verify(job)
             }
