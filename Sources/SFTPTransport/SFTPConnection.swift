@@ -114,6 +114,11 @@ public final class SFTPConnection: @unchecked Sendable {
         }
     }
 
+    /// Writes `bytes` as the whole content of a remote file (created or truncated).
+    public func writeFile(_ bytes: [UInt8], to path: String, fsync: Bool = true) async throws {
+        try await perform { try $0.writeWholeFile(bytes, to: path, fsync: fsync) }
+    }
+
     /// Flushes an existing remote file to disk; false when the server has no `fsync@openssh.com`.
     public func fsync(_ path: String) async throws -> Bool {
         try await perform { try $0.fsync(path) }

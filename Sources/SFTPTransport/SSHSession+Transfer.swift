@@ -131,6 +131,31 @@ extension SSHSession {
         throw error
     }
 
+    /// Writes `bytes` as the whole content of `remotePath` (created or truncated): for small files
+    /// made in memory, such as a manifest, without a local file in between.
+    func writeWholeFile(_ bytes: [UInt8], to remotePath: String, fsync: Bool) throws {
+        let sftp = try requireSFTP()
+        let handle = try withRemotePath(remotePath) { cPath, length in
+            nassync_sftp_open(sftp, cPath, length, UInt(LIBSSH2_FXF_WRITE | LIBSSH2_FXF_CREAT | LIBSSH2_FXF_TRUNC), 0o644)
+        }
+        guard let handle else { throw lastError("cannot open remote file for writing", path: remotePath) }
+        var handleOpen = true
+        defer { if handleOpen { _ = nassync_sftp_close(handle) } }
+        try bytes.withUnsafeBufferPointer { buffer in
+            guard let base = buffer.baseAddress else { return }
+            let chars = UnsafeRawPointer(base).assumingMemoryBound(to: CChar.self)
+            var written = 0
+            while written < buffer.count {
+                let rc = libssh2_sftp_write(handle, chars + written, buffer.count - written)
+                guard rc >= 0 else { throw writeError(remotePath: remotePath, remaining: UInt64(buffer.count - written)) }
+                written += rc
+            }
+        }
+        if fsync { _ = try fsyncHandle(handle, remotePath: remotePath) }
+        handleOpen = false
+        guard nassync_sftp_close(handle) == 0 else { throw writeError(remotePath: remotePath, remaining: 0) }
+    }
+
     /// Opens an existing remote file and asks the server to flush it to disk.
     func fsync(_ remotePath: String) throws -> Bool {
         let sftp = try requireSFTP()

@@ -50,6 +50,20 @@ struct RemoteOperationsTests {
         await connection.close()
     }
 
+    @Test("writeFile replaces a file's whole content with bytes from memory")
+    func writeFileFromMemory() async throws {
+        let nas = try TestNAS.require()
+        let remote = try nas.makeRemoteFolder("write-file")
+        try Data(repeating: 7, count: 50_000).write(to: URL(fileURLWithPath: remote + "/f"))
+        let connection = try await SFTPConnection.connect(nas.shellLogin)
+        let bytes = pseudoRandomBytes(count: 70_001, seed: 8)
+        try await connection.writeFile(bytes, to: remote + "/f")
+        #expect(try Data(contentsOf: URL(fileURLWithPath: remote + "/f")) == Data(bytes))
+        try await connection.writeFile([], to: remote + "/f", fsync: false)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: remote + "/f")).isEmpty)
+        await connection.close()
+    }
+
     @Test("hashing by remote command and by read-back agree")
     func commandAndReadBackAgree() async throws {
         let nas = try TestNAS.require()

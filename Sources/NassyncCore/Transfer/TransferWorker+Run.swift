@@ -187,13 +187,10 @@ extension TransferWorker {
             }
             text += Sha256sumFormat.line(sha256: sha256, path: entry.path) + "\n"
         }
-        let local = NSTemporaryDirectory() + "nassync-manifest-\(UUID().uuidString)"
-        defer { try? FileManager.default.removeItem(atPath: local) }
-        try Data(text.utf8).write(to: URL(fileURLWithPath: local))
         let remote = RemoteLayout.manifestPath(runFolder: runFolder)
         try await sftp.makeDirectories(RemotePath.parent(of: remote))
         let temporary = RemoteLayout.temporaryPath(for: remote)
-        _ = try await sftp.upload(from: local, to: temporary, fsync: true)
+        try await sftp.writeFile(Array(text.utf8), to: temporary, fsync: true)
         try await sftp.rename(temporary, to: remote)
     }
 }

@@ -109,10 +109,7 @@ public final class Verifier: Sendable {
         let probeName = ".nassync-probe-\(UUID().uuidString)"
         let remote = RemotePath.join(configuration.nas.root, probeName)
         let content = Array("nassync verify probe \(probeName)\n".utf8)
-        let local = NSTemporaryDirectory() + probeName
-        defer { try? FileManager.default.removeItem(atPath: local) }
-        try Data(content).write(to: URL(fileURLWithPath: local))
-        _ = try await sftp.upload(from: local, to: remote, fsync: false)
+        try await sftp.writeFile(content, to: remote, fsync: false)
         let result = try await RemoteHashProbe.probe(
             sftp, command: configuration.verify.remoteCommand, probePath: remote,
             expectedSHA256: hexString(SHA256.hash(data: content)))
