@@ -24,7 +24,7 @@ struct PipelineTests {
 
         init(
             _ label: String, key: String? = nil, method: String = "auto", passes: Int = 2, cleanup: Bool = true,
-            port: Int? = nil, knownHosts: String? = nil
+            port: Int? = nil, knownHosts: String? = nil, remoteCommand: String = "sha256sum"
         ) throws {
             nas = try TestNAS.require()
             folder = try makeLocalFolder("pipeline-" + label)
@@ -40,6 +40,7 @@ struct PipelineTests {
                 passes = \(passes)
                 interval = "1h"
                 method = "\(method)"
+                remote_command = "\(remoteCommand)"
                 [cleanup]
                 enabled = \(cleanup)
                 min_age = "1d"
@@ -229,6 +230,41 @@ struct PipelineTests {
         await p.reaper.sweep()
         await p.reaper.sweep()
         #expect(try await p.job(id).state == .cleaned)
+    }
+
+    @Test("another sha256sum-style hash command verifies, and finding every file gone is a mismatch")
+    func otherHashCommandAllMissing() async throws {
+        // openssl prints "digest *name" and, for a missing file, error lines of its own.
+        let p = try Pipeline("openssl", method: "remote-command", remoteCommand: "openssl dgst -sha256 -r")
+        let id = try await p.queueRun("run", files: ["a.bin": pseudoRandomBytes(count: 70_000, seed: 8)])
+        try await p.transfer()
+        try await p.verifyDue()
+        #expect(try await p.job(id).verifyPasses == 1)
+        #expect(p.log.events("verify.passed").first?.metadata["method"] == "remote-command")
+
+        for name in ["a.bin", "RunComplete.txt"] {
+            try FileManager.default.removeItem(atPath: p.remoteRoot + "/SEQ_1/run/" + name)
+        }
+        p.clock.advance(by: .seconds(3600))
+        try await p.verifyDue()
+        let job = try await p.job(id)
+        #expect(job.state == .queued, "resend, not an error: \(job.lastError ?? "")")
+        let mismatch = try #require(p.log.events("verify.mismatch").first)
+        #expect(mismatch.metadata["mismatched"]?.contains("a.bin (missing)") == true)
+        #expect(FileManager.default.fileExists(atPath: p.root + "/run/a.bin"))
+    }
+
+    @Test("a hash command that cannot run is an error, never taken for missing files")
+    func hashCommandThatCannotRun() async throws {
+        let p = try Pipeline("no-command", method: "remote-command", remoteCommand: "nassync-no-such-hasher")
+        let id = try await p.queueRun("run", files: ["a.bin": pseudoRandomBytes(count: 1_000, seed: 9)])
+        try await p.transfer()
+        try await p.verifyDue()
+        let job = try await p.job(id)
+        #expect(job.state == .awaitingVerify)
+        #expect(job.verifyPasses == 0)
+        #expect(job.lastError?.contains("the hash command failed") == true)
+        #expect(p.log.events("verify.mismatch").isEmpty)
     }
 
     @Test("a local file appended to after hashing is not deleted, and the job is queued again")

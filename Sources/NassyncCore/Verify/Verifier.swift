@@ -241,13 +241,17 @@ enum RemoteHashCommand {
         for outputLine in result.stdoutText.split(separator: "\n", omittingEmptySubsequences: true) {
             if let parsed = Sha256sumFormat.parse(outputLine) { digests[parsed.path] = parsed.sha256 }
         }
-        // A command that hashed nothing and failed did not run at all (missing, no shell...):
-        // that is not evidence that the files are missing.
+        // A command that hashed nothing and failed either found none of the files or did not
+        // run at all (missing, no shell...). Only the NAS can tell which, whatever the command
+        // prints: files that are there but went unhashed are no evidence of anything.
         if digests.isEmpty && !paths.isEmpty && result.exitStatus != 0 {
-            let reason = (result.stderrText + result.stdoutText).trimmingCharacters(in: .whitespacesAndNewlines)
-            let missingOnly = reason.split(separator: "\n").allSatisfy { $0.contains("No such file") }
-            if !missingOnly {
-                throw TransportError(.remoteIO, "the hash command failed (exit \(result.exitStatus.map(String.init) ?? "signal")): \(reason.prefix(300))")
+            for path in paths {
+                guard try await sftp.statIfExists(path) != nil else { continue }
+                let reason = (result.stderrText + result.stdoutText).trimmingCharacters(in: .whitespacesAndNewlines)
+                throw TransportError(
+                    .remoteIO,
+                    "the hash command failed (exit \(result.exitStatus.map(String.init) ?? "signal")) on \(path): \(reason.prefix(300))"
+                )
             }
         }
         return digests
