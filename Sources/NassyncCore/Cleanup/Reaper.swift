@@ -132,6 +132,19 @@ public final class Reaper: Sendable {
                 metadata: ["job": .stringConvertible(id), "run": .string(job.runPath), "files": .stringConvertible(files),
                            "bytes": .stringConvertible(bytes), "passes": .stringConvertible(job.verifyPasses),
                            "run_folder": .string(runFolderGone ? "removed" : "kept (not empty)")])
+        } catch let refusal as SafeDeleter.Refusal where refusal.kind == .cannotDelete {
+            // The NAS copy is proven and the local run is as it was: sending it again would only
+            // loop. Permissions need an admin (the job fails, to be retried once fixed); other
+            // errors are tried again after the backoff.
+            let failure = JobFailure("cannot clean \(job.runPath): \(refusal.message)", isTransient: refusal.isTransient)
+            let updated = try? await queue.recordFailure(job: id, failure, expected: .cleanupEligible)
+            logger.warning(
+                "cleanup.failed",
+                metadata: ["job": .stringConvertible(id), "run": .string(job.runPath), "error": .string(refusal.message),
+                           "state": .string(updated?.state.rawValue ?? "?")])
+            if updated?.state == .failed {
+                logger.error("job.failed", metadata: ["job": .stringConvertible(id), "error": .string(failure.message)])
+            }
         } catch let refusal as SafeDeleter.Refusal {
             try? await requeue(job, reason: refusal.message)
         } catch let problem as RunLocation.Problem {

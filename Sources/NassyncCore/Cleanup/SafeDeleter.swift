@@ -11,8 +11,35 @@ import Glibc
 /// the run. Each file is checked again (kind, size, mtime, inode) right before it is unlinked.
 final class SafeDeleter {
     struct Refusal: Error, CustomStringConvertible {
+        enum Kind {
+            /// The run is not what was proven (a file changed, a folder became a symlink): it
+            /// must be sent and verified again.
+            case changed
+            /// The run is as proven, but this agent cannot delete it (permissions, I/O): sending
+            /// it again would not help.
+            case cannotDelete
+        }
+
+        var kind: Kind = .changed
         var message: String
+        var errno: Int32?
         var description: String { message }
+
+        static func cannotDelete(_ message: String, errno code: Int32) -> Refusal {
+            Refusal(kind: .cannotDelete, message: message + ": " + String(cString: strerror(code)), errno: code)
+        }
+
+        /// Opening a folder failed: a symlink or a non-folder on the way means the run changed;
+        /// anything else (permissions, I/O) means it cannot be deleted.
+        static func opening(_ path: String, errno code: Int32) -> Refusal {
+            if code == ELOOP || code == ENOTDIR {
+                return Refusal(message: "cannot open \(path) through real folders only: a folder on the way is not a real folder")
+            }
+            return .cannotDelete("cannot open \(path)", errno: code)
+        }
+
+        /// Whether trying again later, untouched, may work (not for permissions).
+        var isTransient: Bool { ![EACCES, EPERM, EROFS].contains(errno ?? 0) }
     }
 
     private let runDescriptor: Int32
@@ -26,21 +53,19 @@ final class SafeDeleter {
         let components = relativeRun.split(separator: "/").map(String.init)
         guard let name = components.last else { throw Refusal(message: "a run cannot be the instrument root itself") }
         var fd = open(root, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-        guard fd >= 0 else { throw Refusal(message: "cannot open the instrument root \(root): \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else { throw Refusal.opening("the instrument root \(root)", errno: errno) }
         for component in components.dropLast() {
             let next = openat(fd, component, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
             let code = errno
             close(fd)
-            guard next >= 0 else {
-                throw Refusal(message: "cannot open \(root)/\(relativeRun) through real folders only: \(String(cString: strerror(code)))")
-            }
+            guard next >= 0 else { throw Refusal.opening(root + "/" + relativeRun, errno: code) }
             fd = next
         }
         let run = openat(fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
         guard run >= 0 else {
             let code = errno
             close(fd)
-            throw Refusal(message: "cannot open \(root)/\(relativeRun) through real folders only: \(String(cString: strerror(code)))")
+            throw Refusal.opening(root + "/" + relativeRun, errno: code)
         }
         parentDescriptor = fd
         runDescriptor = run
@@ -65,13 +90,13 @@ final class SafeDeleter {
             var info = stat()
             guard fstatat(parent, name, &info, AT_SYMLINK_NOFOLLOW) == 0 else {
                 if errno == ENOENT { return .alreadyGone }
-                throw Refusal(message: "cannot stat \(runPath)/\(entry.path): \(String(cString: strerror(errno)))")
+                throw Refusal.cannotDelete("cannot stat \(runPath)/\(entry.path)", errno: errno)
             }
             guard entry.isStill(info) else {
                 throw Refusal(message: "\(runPath)/\(entry.path) changed since it was hashed")
             }
             guard unlinkat(parent, name, 0) == 0 else {
-                throw Refusal(message: "cannot delete \(runPath)/\(entry.path): \(String(cString: strerror(errno)))")
+                throw Refusal.cannotDelete("cannot delete \(runPath)/\(entry.path)", errno: errno)
             }
             return .deleted(bytes: entry.kind == .file ? entry.size : 0)
         }
@@ -102,7 +127,7 @@ final class SafeDeleter {
             let next = openat(fd, component, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
             guard next >= 0 else {
                 if errno == ENOENT { return nil }
-                throw Refusal(message: "\(runPath)/\(relativePath): a folder on the way is not a real folder")
+                throw Refusal.opening(runPath + "/" + relativePath, errno: errno)
             }
             close(fd)
             fd = next
