@@ -25,6 +25,13 @@ struct EnqueueCommand: AsyncParsableCommand {
                 reason: "enqueued by hand", detail: "nassync enqueue")
             let job = result.job
             if result.created {
+                if let logFile = configuration.agent.logFile {
+                    EventLog.appendToExisting(
+                        path: logFile, format: configuration.agent.logFormat, level: .info, event: "job.enqueued",
+                        metadata: ["job": .stringConvertible(job.id!), "run": .string(job.runPath),
+                                   "instrument": .string(job.instrument), "nas_path": .string(location.nasPath),
+                                   "by": "nassync enqueue"])
+                }
                 print("job \(job.id!) queued: \(JobReport.printable(job.runPath)) -> \(JobReport.printable(location.nasPath))")
             } else {
                 print("job \(job.id!) already exists (\(job.state.rawValue)): \(JobReport.printable(job.runPath))")

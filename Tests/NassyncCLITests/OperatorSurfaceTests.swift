@@ -103,6 +103,21 @@ struct OperatorSurfaceTests {
 
         kill(agent.processIdentifier, SIGHUP)
         try await waitFor("log.reopened") { log().contains("event=log.reopened") }
+        try await waitFor("config.unchanged") { log().contains("event=config.unchanged") }
+
+        // systemctl reload after an edit: the change is named, and a broken file is caught now.
+        let original = try String(contentsOfFile: config, encoding: .utf8)
+        try original.replacingOccurrences(of: "passes = 2", with: "passes = 3")
+            .write(toFile: config, atomically: true, encoding: .utf8)
+        kill(agent.processIdentifier, SIGHUP)
+        try await waitFor("config.changed") { log().contains("event=config.changed") }
+        let changed = log().split(separator: "\n").first { $0.contains("event=config.changed") }
+        #expect(changed?.hasSuffix(" sections=verify") == true, "only [verify] changed: \(changed ?? "")")
+        try (original + "\nbogus_key = 1\n").write(toFile: config, atomically: true, encoding: .utf8)
+        kill(agent.processIdentifier, SIGHUP)
+        try await waitFor("config.invalid") { log().contains("event=config.invalid") }
+        #expect(log().contains("bogus_key"), "the error names the key")
+        #expect(agent.isRunning, "a broken edit does not stop the agent")
         kill(agent.processIdentifier, SIGTERM)
         agent.waitUntilExit()
         #expect(agent.terminationStatus == 0)

@@ -6,7 +6,7 @@ import TestSupport
 /// `enqueue` and `status` on a real queue file, through the built binary.
 struct QueueCommandTests {
     /// A config with one instrument root in a scratch folder; no NAS is contacted by these commands.
-    func setUp(_ label: String) throws -> (folder: String, config: String, root: String) {
+    func setUp(_ label: String, logFile: String = "-") throws -> (folder: String, config: String, root: String) {
         let folder = try makeLocalFolder(label)
         let root = folder + "/instrument"
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
@@ -14,7 +14,7 @@ struct QueueCommandTests {
         try """
             [agent]
             state_dir = "state"
-            log_file = "-"
+            log_file = "\(logFile)"
 
             [nas]
             host = "127.0.0.1"
@@ -96,6 +96,26 @@ struct QueueCommandTests {
         #expect(filtered.stdout == "[]\n")
         #expect(try NassyncBinary.run(["status", "--config", config, "--state", "bogus"]).status == 64)
         #expect(!FileManager.default.fileExists(atPath: folder + "/pwned"))
+    }
+
+    @Test("enqueue says job.enqueued in the agent's log file, but never creates that file")
+    func enqueueLogs() throws {
+        let (folder, config, root) = try setUp("cli-enqueue-log", logFile: "nassync.log")
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let log = folder + "/nassync.log"
+        for run in ["run-1", "run-2"] {
+            try FileManager.default.createDirectory(atPath: root + "/" + run, withIntermediateDirectories: true)
+        }
+        #expect(try NassyncBinary.run(["enqueue", "--config", config, root + "/run-1"]).status == 0)
+        #expect(!FileManager.default.fileExists(atPath: log), "the agent creates its log, as its own user")
+
+        try Data("ts=2026-11-23T00:00:00.000Z level=info event=agent.started\n".utf8).write(to: URL(fileURLWithPath: log))
+        #expect(try NassyncBinary.run(["enqueue", "--config", config, root + "/run-2"]).status == 0)
+        #expect(try NassyncBinary.run(["enqueue", "--config", config, root + "/run-2"]).status == 0, "already queued")
+        let lines = try String(contentsOfFile: log, encoding: .utf8).split(separator: "\n")
+        #expect(lines.count == 2, "one new line, for the job that was created: \(lines)")
+        #expect(lines.last?.contains("event=job.enqueued job=2 run=\(root)/run-2 ") == true, "\(lines)")
+        #expect(lines.last?.contains(#"by="nassync enqueue""#) == true)
     }
 
     @Test("enqueue refuses what the reaper could not safely delete")

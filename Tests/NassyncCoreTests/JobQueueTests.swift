@@ -109,28 +109,33 @@ struct JobQueueTests {
         #expect(error?.code == .illegalTransition)
     }
 
-    @Test("after a crash, running jobs are queued again and awaiting_verify jobs are due at once")
+    @Test("after a crash, running jobs are queued again; awaiting_verify jobs are verified again, passes still spaced")
     func replayAfterCrash() async throws {
         let folder = try makeLocalFolder("replay")
         defer { try? FileManager.default.removeItem(atPath: folder) }
         let clock = TestClock()
         var ids: [Int64] = []
+        let secondPassAt = clock.now.addingTimeInterval(6 * 3600)
         do {
             let queue = try JobQueue(stateDirectory: folder, access: .agent, clock: clock.function)
-            for name in ["a", "b", "c"] {
+            for name in ["a", "b", "c", "d"] {
                 ids.append(try await queue.enqueue(runPath: "/data/\(name)", instrument: "I", nasPath: nil).job.id!)
             }
             _ = try await queue.claim(worker: "w")  // a: running
             _ = try await queue.claim(worker: "w")  // b: running ...
             try await queue.transition(job: ids[1], to: .awaitingVerify, reason: "sent") {
                 $0.verifyPasses = 1
-                $0.nextAttemptAt = clock.now.addingTimeInterval(6 * 3600)  // ... then waiting for pass 2
+                $0.nextAttemptAt = secondPassAt  // ... then waiting for pass 2
+            }
+            _ = try await queue.claim(worker: "w")  // c: running ...
+            try await queue.transition(job: ids[2], to: .awaitingVerify, reason: "sent") {
+                $0.nextAttemptAt = clock.now  // ... then its first pass, cut off by the crash
             }
         }  // the agent dies: the queue is dropped without any shutdown step
         clock.advance(by: .seconds(60))
         let queue = try JobQueue(stateDirectory: folder, access: .agent, clock: clock.function)
         let summary = try await queue.replayAfterRestart()
-        #expect(summary == .init(requeued: [ids[0]], reverify: [ids[1]]))
+        #expect(summary == .init(requeued: [ids[0]], reverify: [ids[2]]))
 
         let a = try #require(try await queue.job(id: ids[0]))
         #expect(a.state == .queued)
@@ -138,10 +143,30 @@ struct JobQueueTests {
         #expect(a.claimedBy == nil)
         let b = try #require(try await queue.job(id: ids[1]))
         #expect(b.state == .awaitingVerify)
-        #expect(b.nextAttemptAt == clock.now)
+        #expect(b.nextAttemptAt == secondPassAt, "pass 2 still comes verify.interval after pass 1")
         #expect(b.verifyPasses == 1)
-        #expect(try await queue.job(id: ids[2])?.state == .queued)
+        #expect(try await queue.dueJobs(in: .awaitingVerify).map(\.id) == [ids[2]])
+        let c = try #require(try await queue.job(id: ids[2]))
+        #expect(c.nextAttemptAt == clock.now)
+        #expect(try await queue.job(id: ids[3])?.state == .queued)
         #expect(try await queue.events(job: ids[0]).last?.reason == "agent restarted")
+        #expect(try await queue.events(job: ids[1]).last?.reason == "agent restarted")
+    }
+
+    @Test("the oldest-unverified gauge counts a failed job that was never verified")
+    func oldestUnverifiedIncludesFailed() async throws {
+        let folder = try makeLocalFolder("oldest")
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let clock = TestClock()
+        let queue = try JobQueue(stateDirectory: folder, access: .agent, clock: clock.function)
+        let failed = try await queue.enqueue(runPath: "/data/failed", instrument: "I", nasPath: nil).job.id!
+        _ = try await queue.claim(worker: "w")
+        _ = try await queue.recordFailure(job: failed, JobFailure("wrong key", isTransient: false))
+        clock.advance(by: .seconds(3600))
+        _ = try await queue.enqueue(runPath: "/data/queued", instrument: "I", nasPath: nil)
+        clock.advance(by: .seconds(600))
+        let text = try await MetricsTextfile.render(queue: queue, metrics: AgentMetrics(), now: clock.now)
+        #expect(text.contains("nassync_oldest_unverified_run_age_seconds 4200\n"), "\(text)")
     }
 
     @Test("a stale heartbeat sends the job back with an attempt counted; a live one keeps it")

@@ -78,7 +78,7 @@ public final class Agent: Sendable {
         let liveness = Liveness()
         var services: [any Service] = loops.map { $0.tracked(by: liveness) }
         if let eventLog {
-            services.append(LogReopenService(log: eventLog, logger: logger))
+            services.append(HangupService(log: eventLog, configuration: configuration, logger: logger))
         }
         if notifier.isEnabled {
             services.append(SystemdService(notifier: notifier, queue: queue, liveness: liveness, logger: logger))
@@ -162,26 +162,6 @@ struct SystemdService: Service, CustomStringConvertible {
                                    "action": "no watchdog ping; systemd restarts the agent"])
                 }
                 try? await Task.sleep(for: interval)
-            }
-        }
-    }
-}
-
-/// SIGHUP reopens the log file, as logrotate's postrotate asks.
-struct LogReopenService: Service, CustomStringConvertible {
-    let log: EventLog
-    let logger: Logger
-    var description: String { "log-reopen" }
-
-    func run() async throws {
-        await cancelWhenGracefulShutdown {
-            for await _ in await UnixSignalsSequence(trapping: .sighup) {
-                do {
-                    try log.reopen()
-                    logger.info("log.reopened", metadata: ["path": .string(log.path ?? "-")])
-                } catch {
-                    logger.error("log.reopen_failed", metadata: ["error": .string("\(error)")])
-                }
             }
         }
     }

@@ -136,33 +136,27 @@ public final class Reaper: Sendable {
             // The NAS copy is proven and the local run is as it was: sending it again would only
             // loop. Permissions need an admin (the job fails, to be retried once fixed); other
             // errors are tried again after the backoff.
-            let failure = JobFailure("cannot clean \(job.runPath): \(refusal.message)", isTransient: refusal.isTransient)
-            let updated = try? await queue.recordFailure(job: id, failure, expected: .cleanupEligible)
-            logger.warning(
-                "cleanup.failed",
-                metadata: ["job": .stringConvertible(id), "run": .string(job.runPath), "error": .string(refusal.message),
-                           "state": .string(updated?.state.rawValue ?? "?")])
-            if updated?.state == .failed {
-                logger.error("job.failed", metadata: ["job": .stringConvertible(id), "error": .string(failure.message)])
-            }
+            await recordFailure(job, JobFailure("cannot clean \(job.runPath): \(refusal.message)", isTransient: refusal.isTransient))
         } catch let refusal as SafeDeleter.Refusal {
             try? await requeue(job, reason: refusal.message)
         } catch let problem as RunLocation.Problem {
-            let failure = JobFailure("cannot clean \(job.runPath): \(problem.description)", isTransient: false)
-            if let updated = try? await queue.recordFailure(job: id, failure, expected: .cleanupEligible),
-                updated.state == .failed
-            {
-                logger.error("job.failed", metadata: ["job": .stringConvertible(id), "error": .string(failure.message)])
-            }
+            await recordFailure(job, JobFailure("cannot clean \(job.runPath): \(problem.description)", isTransient: false))
         } catch {
             if error is TransportError { await connection.close() }
-            let failure = TransferWorker.classify(error)
-            let updated = try? await queue.recordFailure(job: id, failure, expected: .cleanupEligible)
-            logger.warning(
-                "cleanup.failed",
-                metadata: ["job": .stringConvertible(id), "error": .string(failure.message),
-                           "state": .string(updated?.state.rawValue ?? "?")])
+            await recordFailure(job, TransferWorker.classify(error))
         }
+    }
+
+    private func recordFailure(_ job: Job, _ failure: JobFailure) async {
+        guard let updated = try? await queue.recordFailure(job: job.id!, failure, expected: .cleanupEligible) else {
+            return  // the job moved on meanwhile
+        }
+        let metadata: Logger.Metadata = [
+            "job": .stringConvertible(job.id!), "run": .string(job.runPath), "error": .string(failure.message),
+            "attempts": .stringConvertible(updated.attempts),
+        ]
+        logger.warning("cleanup.failed", metadata: metadata.merging(["state": .string(updated.state.rawValue)]) { $1 })
+        if updated.state == .failed { logger.error("job.failed", metadata: metadata) }
     }
 
     /// Why the local run is no longer what was proven, or nil if it is exactly that.

@@ -3,13 +3,14 @@ import Logging
 
 /// One log event as a line: logfmt (`ts=… level=info event=job.verified job=12 …`) or a JSON object.
 ///
-/// The log message is the stable event name; every value travels in metadata. Keys after
-/// `ts`, `level` and `event` come in alphabetical order so lines diff and grep predictably.
+/// The log message is the stable event name; every value travels in metadata. After `ts`,
+/// `level` and `event` come `job` and `run` (when the event has them), then the other keys in
+/// alphabetical order, so lines diff and grep predictably (`event=job.verified job=12 run=…`).
 public enum EventLine {
     public static func format(
         _ format: Configuration.LogFormat, date: Date, level: Logger.Level, event: String, metadata: Logger.Metadata
     ) -> String {
-        let keys = metadata.keys.sorted()
+        let keys = metadata.keys.sorted { order($0) < order($1) }
         switch format {
         case .logfmt:
             var line = "ts=\(Timestamp.iso8601(date)) level=\(level) event=\(logfmtValue(event))"
@@ -26,6 +27,14 @@ public enum EventLine {
         }
     }
 
+    private static func order(_ key: String) -> (Int, String) {
+        switch key {
+        case "job": (0, key)
+        case "run": (1, key)
+        default: (2, key)
+        }
+    }
+
     static func text(_ value: Logger.MetadataValue) -> String {
         switch value {
         case .string(let string): string
@@ -39,8 +48,13 @@ public enum EventLine {
         switch value {
         case .string(let string): JSONText.string(string)
         case .stringConvertible(let convertible):
-            // Numbers stay numbers for log shippers.
-            if convertible is any BinaryInteger { convertible.description } else { JSONText.string(convertible.description) }
+            // Numbers and truth values stay what they are for log shippers.
+            switch convertible {
+            case is any BinaryInteger: convertible.description
+            case let number as Double where number.isFinite: number.description
+            case let flag as Bool: flag ? "true" : "false"
+            default: JSONText.string(convertible.description)
+            }
         case .array(let array): "[" + array.map(json).joined(separator: ",") + "]"
         case .dictionary(let dictionary):
             "{" + dictionary.keys.sorted().map { JSONText.string($0) + ":" + json(dictionary[$0]!) }.joined(separator: ",") + "}"

@@ -68,6 +68,23 @@ public final class EventLog: Sendable {
         if alsoStandardError { Self.writeAll(2, bytes) }
     }
 
+    /// Appends one line to the log file at `path` if it exists and may be written, for a command
+    /// that changes the queue beside the agent. It never creates the file: one created by another
+    /// user (root, say) could shut the agent out of its own log. Returns whether it wrote.
+    @discardableResult
+    public static func appendToExisting(
+        path: String, format: Configuration.LogFormat, date: Date = Date(), level: Logger.Level, event: String,
+        metadata: Logger.Metadata
+    ) -> Bool {
+        let fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC | O_NOFOLLOW)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        // One write of one line: with O_APPEND it lands whole, between the agent's lines.
+        let line = EventLine.format(format, date: date, level: level, event: event, metadata: metadata) + "\n"
+        writeAll(fd, Array(line.utf8))
+        return true
+    }
+
     /// A log file renamed or deleted under us (by hand, or a logrotate without postrotate) is
     /// noticed within a second and a new one started, so lines never vanish into an unlinked file.
     private func reopenIfRenamed(_ state: inout State, path: String) {

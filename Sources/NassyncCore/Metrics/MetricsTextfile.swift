@@ -31,8 +31,15 @@ public enum MetricsTextfile {
                 sql: "SELECT count(*) FROM events WHERE reason IN ('transient failure', 'terminal failure', 'verify mismatch')"
             ) ?? 0
             let mismatches = try Int.fetchOne(db, sql: "SELECT count(*) FROM events WHERE reason = 'verify mismatch'") ?? 0
+            // A failed job that was never verified is not on the NAS either: it counts, and is
+            // the one an alert is for.
             let oldest = try Date.fetchOne(
-                db, sql: "SELECT min(enqueued_at) FROM jobs WHERE state IN ('queued', 'running', 'awaiting_verify')")
+                db,
+                sql: """
+                    SELECT min(enqueued_at) FROM jobs
+                    WHERE state IN ('queued', 'running', 'awaiting_verify')
+                       OR (state = 'failed' AND verified_at IS NULL)
+                    """)
             let lastTransfer = try Date.fetchOne(db, sql: "SELECT max(at) FROM events WHERE reason = 'transferred'")
             return (passes, failures, mismatches, oldest, lastTransfer)
         }
@@ -54,7 +61,7 @@ public enum MetricsTextfile {
         metric("nassync_failures_total", "counter", "Failed attempts (transient and terminal) recorded in the queue.",
                "\(figures.failures)")
         metric("nassync_oldest_unverified_run_age_seconds", "gauge",
-               "Age of the oldest run queued but not yet verified (0 when none).",
+               "Age of the oldest run not yet verified on the NAS, failed ones included (0 when none).",
                String(format: "%.0f", figures.oldest.map { max(0, now.timeIntervalSince($0)) } ?? 0))
         metric("nassync_last_successful_transfer_timestamp_seconds", "gauge",
                "When the last transfer finished (Unix time, 0 if never).",

@@ -5,13 +5,16 @@ extension JobQueue {
     public struct ReplaySummary: Sendable, Equatable {
         /// `running` jobs put back in the queue: their worker died with the last agent.
         public var requeued: [Int64]
-        /// `awaiting_verify` jobs made due for verification at once.
+        /// `awaiting_verify` jobs made due for verification at once (those not waiting out the
+        /// interval after a pass).
         public var reverify: [Int64]
     }
 
     /// Start-up replay. Nothing is running yet, so every `running` job lost its worker: it goes
-    /// back to `queued` (not counted as an attempt; the transfer resumes). Every
-    /// `awaiting_verify` job is made due now, so no job waits for a verifier that is gone.
+    /// back to `queued` (not counted as an attempt; the transfer resumes). An `awaiting_verify`
+    /// job is verified again: at once if no pass has counted yet (one may have been cut off),
+    /// but a job waiting out `verify.interval` after a pass keeps its time, so a restart never
+    /// puts two passes closer together than the interval.
     public func replayAfterRestart() async throws -> ReplaySummary {
         let now = self.now()
         return try await write { db in
@@ -25,6 +28,11 @@ extension JobQueue {
             for var job in try Job.filter(Job.Columns.state == JobState.awaitingVerify.rawValue).order(Job.Columns.id)
                 .fetchAll(db)
             {
+                if job.verifyPasses > 0, let next = job.nextAttemptAt, next > now {
+                    let detail = "next verify pass at \(Timestamp.iso8601(next)), verify.interval after the last"
+                    try self.save(db, &job, from: .awaitingVerify, reason: "agent restarted", detail: detail, at: now)
+                    continue
+                }
                 job.nextAttemptAt = now
                 try self.save(db, &job, from: .awaitingVerify, reason: "agent restarted", detail: "verify again", at: now)
                 summary.reverify.append(job.id!)

@@ -93,14 +93,16 @@ public final class TransferWorker: Sendable {
                                "files": .stringConvertible(summary.files), "bytes": .stringConvertible(summary.bytes),
                                "sent_bytes": .stringConvertible(summary.sentBytes),
                                "skipped": .stringConvertible(summary.skipped),
-                               "seconds": .string(String(format: "%.3f", summary.seconds))])
+                               "seconds": .stringConvertible((summary.seconds * 1000).rounded() / 1000)])
             case .stopped:
                 try await queue.transition(
                     job: id, to: .queued, from: .running, claimedBy: name, reason: "agent stopping",
                     detail: "the transfer resumes where it stopped")
                 logger.info("transfer.stopped", metadata: ["job": .stringConvertible(id), "run": .string(job.runPath)])
             case .lostClaim:
-                logger.warning("transfer.abandoned", metadata: ["job": .stringConvertible(id), "reason": "claim lost"])
+                logger.warning(
+                    "transfer.abandoned",
+                    metadata: ["job": .stringConvertible(id), "run": .string(job.runPath), "reason": "claim lost"])
             }
         } catch {
             await fail(job, error)

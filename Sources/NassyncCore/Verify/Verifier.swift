@@ -77,7 +77,10 @@ public final class Verifier: Sendable {
             metadata["action"] = .string(updated.state == .failed ? "job failed" : "resend those files")
             logger.error("verify.mismatch", metadata: metadata)
             if updated.state == .failed {
-                logger.error("job.failed", metadata: ["job": .stringConvertible(job.id!), "error": .string(updated.lastError ?? "")])
+                logger.error(
+                    "job.failed",
+                    metadata: ["job": .stringConvertible(job.id!), "run": .string(job.runPath),
+                               "error": .string(updated.lastError ?? ""), "attempts": .stringConvertible(updated.attempts)])
             }
         }
     }
@@ -90,6 +93,7 @@ public final class Verifier: Sendable {
         }
         let metadata: Logger.Metadata = [
             "job": .stringConvertible(job.id!), "run": .string(job.runPath), "error": .string(failure.message),
+            "attempts": .stringConvertible(updated.attempts),
         ]
         if updated.state == .failed {
             logger.error("job.failed", metadata: metadata)

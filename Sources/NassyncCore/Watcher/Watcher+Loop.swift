@@ -27,13 +27,22 @@ extension Watcher {
         var nextFullScan = Date.distantPast
         var nextDeadline: Date?
         var reportedWatchShortage = false
-        var reportedOverflow = false
+        // Overflows come in bursts under load: said at most once an hour, with how many.
+        var lastOverflowReport: Date?
+        var overflows = 0
         while !Task.isCancelled {
             let now = clock()
             let events = monitor?.takeDirty() ?? (folders: [], overflowed: false)
-            if events.overflowed && !reportedOverflow {
-                reportedOverflow = true
-                logger.warning("watcher.inotify_overflow", metadata: ["action": "full rescan"])
+            if events.overflowed {
+                overflows += 1
+                if lastOverflowReport.map({ now.timeIntervalSince($0) >= 3600 }) ?? true {
+                    lastOverflowReport = now
+                    logger.warning(
+                        "watcher.inotify_overflow",
+                        metadata: ["reason": "the kernel dropped inotify events (fs.inotify.max_queued_events)",
+                                   "fallback": "full rescan", "overflows": .stringConvertible(overflows)])
+                    overflows = 0
+                }
             }
             let full = now >= nextFullScan || events.overflowed
             let due = nextDeadline.map { $0 <= now } ?? false
