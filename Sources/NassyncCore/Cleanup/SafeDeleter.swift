@@ -53,7 +53,10 @@ final class SafeDeleter {
         let components = relativeRun.split(separator: "/").map(String.init)
         guard let name = components.last else { throw Refusal(message: "a run cannot be the instrument root itself") }
         var fd = open(root, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-        guard fd >= 0 else { throw Refusal.opening("the instrument root \(root)", errno: errno) }
+        guard fd >= 0 else {
+            let code = errno
+            throw Refusal.opening("the instrument root \(root)", errno: code)
+        }
         for component in components.dropLast() {
             let next = openat(fd, component, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
             let code = errno
@@ -89,14 +92,16 @@ final class SafeDeleter {
         let outcome = try withParent(of: entry.path) { parent, name -> Outcome in
             var info = stat()
             guard fstatat(parent, name, &info, AT_SYMLINK_NOFOLLOW) == 0 else {
-                if errno == ENOENT { return .alreadyGone }
-                throw Refusal.cannotDelete("cannot stat \(runPath)/\(entry.path)", errno: errno)
+                let code = errno
+                if code == ENOENT { return .alreadyGone }
+                throw Refusal.cannotDelete("cannot stat \(runPath)/\(entry.path)", errno: code)
             }
             guard entry.isStill(info) else {
                 throw Refusal(message: "\(runPath)/\(entry.path) changed since it was hashed")
             }
             guard unlinkat(parent, name, 0) == 0 else {
-                throw Refusal.cannotDelete("cannot delete \(runPath)/\(entry.path)", errno: errno)
+                let code = errno
+                throw Refusal.cannotDelete("cannot delete \(runPath)/\(entry.path)", errno: code)
             }
             return .deleted(bytes: entry.kind == .file ? entry.size : 0)
         }
@@ -126,8 +131,9 @@ final class SafeDeleter {
         for component in components.dropLast() {
             let next = openat(fd, component, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
             guard next >= 0 else {
-                if errno == ENOENT { return nil }
-                throw Refusal.opening(runPath + "/" + relativePath, errno: errno)
+                let code = errno
+                if code == ENOENT { return nil }
+                throw Refusal.opening(runPath + "/" + relativePath, errno: code)
             }
             close(fd)
             fd = next
