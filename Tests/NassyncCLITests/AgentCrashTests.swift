@@ -72,14 +72,13 @@ struct AgentCrashTests {
             kill(second.processIdentifier, SIGTERM)
             second.waitUntilExit()
         }
+        let watch = AgentWatch(config: config, logFile: folder + "/nassync.log")
         var state = ""
-        for _ in 0..<600 where state != "cleaned" {
+        for _ in 0..<600 where state != "cleaned" {  // up to a minute: 768 MiB sent, verified twice
             try await Task.sleep(for: .milliseconds(100))
-            let status = try NassyncBinary.run(["status", "--config", config, "--json"])
-            let jobs = (try? JSONSerialization.jsonObject(with: Data(status.stdout.utf8))) as? [[String: Any]]
-            state = jobs?.first?["state"] as? String ?? ""
+            state = try watch.state()
         }
-        let log = (try? String(contentsOfFile: folder + "/nassync.log", encoding: .utf8)) ?? ""
+        let log = watch.log()
         #expect(state == "cleaned", "\(log)")
 
         let remoteDigest = hexString(SHA256.hash(data: try Data(contentsOf: URL(fileURLWithPath: remoteRun + "/big.bin"))))

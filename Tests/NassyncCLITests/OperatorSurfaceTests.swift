@@ -58,19 +58,8 @@ struct OperatorSurfaceTests {
         try agent.run()
         defer { if agent.isRunning { kill(agent.processIdentifier, SIGKILL) } }
 
-        func log() -> String { (try? String(contentsOfFile: folder + "/nassync.log", encoding: .utf8)) ?? "" }
-        func state() throws -> String {
-            let status = try NassyncBinary.run(["status", "--config", config, "--json"])
-            let jobs = (try? JSONSerialization.jsonObject(with: Data(status.stdout.utf8))) as? [[String: Any]]
-            return jobs?.first?["state"] as? String ?? ""
-        }
-        func waitFor(_ what: String, _ condition: () throws -> Bool) async throws {
-            for _ in 0..<300 {
-                if try condition() { return }
-                try await Task.sleep(for: .milliseconds(100))
-            }
-            Issue.record("timed out waiting for \(what); log:\n\(log())")
-        }
+        let watch = AgentWatch(config: config, logFile: folder + "/nassync.log")
+        let log = watch.log, state = watch.state, waitFor = watch.waitFor
 
         try await waitFor("READY=1") { notify.messages.contains { $0.hasPrefix("READY=1") } }
         try await waitFor("the run to be queued") { try state() == "queued" }

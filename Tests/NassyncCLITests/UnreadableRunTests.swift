@@ -53,19 +53,9 @@ struct UnreadableRunTests {
         try agent.run()
         defer { if agent.isRunning { kill(agent.processIdentifier, SIGKILL) } }
 
-        func log() -> String { (try? String(contentsOfFile: folder + "/state/nassync.log", encoding: .utf8)) ?? "" }
-        func queuedRuns() throws -> [String] {
-            let status = try NassyncBinary.run(["status", "--config", config, "--json"])
-            let jobs = (try? JSONSerialization.jsonObject(with: Data(status.stdout.utf8))) as? [[String: Any]] ?? []
-            return jobs.compactMap { $0["run_path"] as? String }.sorted()
-        }
-        func waitFor(_ what: String, _ condition: () throws -> Bool) async throws {
-            for _ in 0..<300 {
-                if try condition() { return }
-                try await Task.sleep(for: .milliseconds(100))
-            }
-            Issue.record("timed out waiting for \(what); log:\n\(log())")
-        }
+        let watch = AgentWatch(config: config, logFile: folder + "/state/nassync.log")
+        let log = watch.log, waitFor = watch.waitFor
+        func queuedRuns() throws -> [String] { try watch.jobs().compactMap { $0["run_path"] as? String }.sorted() }
 
         try await waitFor("agent.started") { log().contains("event=agent.started") }
         try await waitFor("run.unreadable") { log().contains("event=run.unreadable") }
@@ -145,19 +135,9 @@ extension UnreadableRunTests {
         try agent.run()
         defer { if agent.isRunning { kill(agent.processIdentifier, SIGKILL) } }
 
-        func log() -> String { (try? String(contentsOfFile: folder + "/state/nassync.log", encoding: .utf8)) ?? "" }
-        func job() throws -> [String: Any] {
-            let status = try NassyncBinary.run(["status", "--config", config, "--json"])
-            let jobs = (try? JSONSerialization.jsonObject(with: Data(status.stdout.utf8))) as? [[String: Any]]
-            return jobs?.first ?? [:]
-        }
-        func waitFor(_ what: String, _ condition: () throws -> Bool) async throws {
-            for _ in 0..<300 {
-                if try condition() { return }
-                try await Task.sleep(for: .milliseconds(100))
-            }
-            Issue.record("timed out waiting for \(what); log:\n\(log())")
-        }
+        let watch = AgentWatch(config: config, logFile: folder + "/state/nassync.log")
+        let log = watch.log, waitFor = watch.waitFor
+        func job() throws -> [String: Any] { try watch.jobs().first ?? [:] }
 
         try await waitFor("agent.started") { log().contains("event=agent.started") }
         try await waitFor("the job to fail") { try job()["state"] as? String == "failed" }
