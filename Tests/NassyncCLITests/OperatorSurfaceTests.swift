@@ -94,14 +94,17 @@ struct OperatorSurfaceTests {
         try await waitFor("log.reopened") { log().contains("event=log.reopened") }
         try await waitFor("config.unchanged") { log().contains("event=config.unchanged") }
 
-        // systemctl reload after an edit: the change is named, and a broken file is caught now.
+        // systemctl reload after an edit: [verify] applies at once, [agent] waits for a restart,
+        // and a broken file is caught now.
         let original = try String(contentsOfFile: config, encoding: .utf8)
         try original.replacingOccurrences(of: "passes = 2", with: "passes = 3")
+            .replacingOccurrences(of: "workers = 1", with: "workers = 2")
             .write(toFile: config, atomically: true, encoding: .utf8)
         kill(agent.processIdentifier, SIGHUP)
         try await waitFor("config.changed") { log().contains("event=config.changed") }
-        let changed = log().split(separator: "\n").first { $0.contains("event=config.changed") }
-        #expect(changed?.hasSuffix(" sections=verify") == true, "only [verify] changed: \(changed ?? "")")
+        let line = { (event: String) in log().split(separator: "\n").first { $0.contains("event=" + event) } ?? "" }
+        #expect(line("config.reloaded").hasSuffix(" sections=verify"), "\(line("config.reloaded"))")
+        #expect(line("config.changed").hasSuffix(" sections=agent"), "\(line("config.changed"))")
         try (original + "\nbogus_key = 1\n").write(toFile: config, atomically: true, encoding: .utf8)
         kill(agent.processIdentifier, SIGHUP)
         try await waitFor("config.invalid") { log().contains("event=config.invalid") }

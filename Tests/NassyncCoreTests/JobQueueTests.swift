@@ -153,6 +153,24 @@ struct JobQueueTests {
         #expect(try await queue.events(job: ids[1]).last?.reason == "agent restarted")
     }
 
+    @Test("a backoff replaced on SIGHUP applies from the next failure")
+    func backoffReplaced() async throws {
+        let folder = try makeLocalFolder("backoff-reload")
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let clock = TestClock()
+        let queue = try JobQueue(stateDirectory: folder, access: .agent, backoff: [.seconds(1)], clock: clock.function)
+        let id = try await queue.enqueue(runPath: "/data/r", instrument: "I", nasPath: nil).job.id!
+        _ = try await queue.claim(worker: "w")
+        var job = try await queue.recordFailure(job: id, JobFailure("timeout", isTransient: true))
+        #expect(job.nextAttemptAt == clock.now.addingTimeInterval(1))
+        queue.setBackoff([.seconds(5), .seconds(60)])
+        clock.advance(by: .seconds(1))
+        _ = try await queue.claim(worker: "w")
+        job = try await queue.recordFailure(job: id, JobFailure("timeout", isTransient: true))
+        #expect(job.state == .queued, "the longer schedule leaves room for a third attempt")
+        #expect(job.nextAttemptAt == clock.now.addingTimeInterval(60))
+    }
+
     @Test("the oldest-unverified gauge counts a failed job that was never verified")
     func oldestUnverifiedIncludesFailed() async throws {
         let folder = try makeLocalFolder("oldest")

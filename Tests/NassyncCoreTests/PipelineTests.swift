@@ -267,6 +267,32 @@ struct PipelineTests {
         #expect(p.log.events("verify.mismatch").isEmpty)
     }
 
+    @Test("[verify] reloaded on SIGHUP applies to the next pass; what needs a restart is only named")
+    func reloadedVerifySettings() async throws {
+        let p = try Pipeline("reload", passes: 3)
+        let live = LiveConfiguration(p.configuration)
+        let verifier = Verifier(configuration: p.configuration, queue: p.queue, logger: p.log.logger, live: live)
+        func verifyDue() async throws {
+            for job in try await p.queue.dueJobs(in: .awaitingVerify) { await verifier.verify(job) }
+        }
+        let id = try await p.queueRun("run", files: ["a.bin": pseudoRandomBytes(count: 1_000, seed: 4)])
+        try await p.transfer()
+        try await verifyDue()
+        #expect(try await p.job(id).verifyPasses == 1)
+
+        var edited = p.configuration
+        edited.verify.passes = 2
+        edited.nas.host = "nas.elsewhere.example"
+        #expect(live.reload(edited) == .init(applied: ["verify"], needsRestart: ["nas"]))
+        #expect(live.current.verify.passes == 2)
+        #expect(live.current.nas.host == p.configuration.nas.host, "the login stays until a restart")
+        p.clock.advance(by: .seconds(3600))
+        try await verifyDue()
+        let job = try await p.job(id)
+        #expect(job.state == .verified, "two passes are now enough")
+        #expect(p.log.events("verify.passed").last?.metadata["pass"] == "2/2")
+    }
+
     @Test("a local file appended to after hashing is not deleted, and the job is queued again")
     func localChangeAfterHashing() async throws {
         let p = try Pipeline("local-change")

@@ -39,9 +39,10 @@ public final class Agent: Sendable {
     public func run(
         gracefulShutdown: Duration = .seconds(20), notifier: SystemdNotifier = SystemdNotifier()
     ) async throws {
+        let live = LiveConfiguration(configuration)
         let inbox = ControlInbox(configuration: configuration, queue: queue, logger: logger)
         await inbox.check()
-        let watcher = Watcher(configuration: configuration, queue: queue, logger: logger)
+        let watcher = Watcher(configuration: configuration, queue: queue, logger: logger, live: live)
         var loops: [LoopService] = [
             LoopService(name: "watcher") { await watcher.run() },
             LoopService(name: "control") { await inbox.run() },
@@ -53,9 +54,9 @@ public final class Agent: Sendable {
                 mayStart: { !inbox.isPaused })
             loops.append(LoopService(name: worker.name) { await worker.run() })
         }
-        let verifier = Verifier(configuration: configuration, queue: queue, logger: logger)
+        let verifier = Verifier(configuration: configuration, queue: queue, logger: logger, live: live)
         loops.append(LoopService(name: "verifier") { await verifier.run() })
-        let reaper = Reaper(configuration: configuration, queue: queue, logger: logger)
+        let reaper = Reaper(configuration: configuration, queue: queue, logger: logger, live: live)
         loops.append(LoopService(name: "reaper") { await reaper.run() })
         if configuration.metrics.enabled {
             let path = MetricsTextfile.path(configuration)
@@ -78,7 +79,7 @@ public final class Agent: Sendable {
         let liveness = Liveness()
         var services: [any Service] = loops.map { $0.tracked(by: liveness) }
         if let eventLog {
-            services.append(HangupService(log: eventLog, configuration: configuration, logger: logger))
+            services.append(HangupService(log: eventLog, live: live, queue: queue, logger: logger))
         }
         if notifier.isEnabled {
             services.append(SystemdService(notifier: notifier, queue: queue, liveness: liveness, logger: logger))

@@ -3,15 +3,13 @@ import ServiceLifecycle
 import UnixSignals
 
 /// SIGHUP (logrotate's postrotate, `systemctl reload`): reopens the log file, then reads the
-/// config file again and says what it found.
-///
-/// The settings are not swapped under running work: jobs in flight, connections and the
-/// watcher's roots would each need their own rules for a change halfway. So an edited config is
-/// checked at once (an error is reported now, while the agent still runs, not at the next
-/// start) and the log names the sections that changed and asks for a restart.
+/// config file again. The sections that can change under running work take effect at once
+/// (see `LiveConfiguration`); the others are named and wait for a restart. A broken file is
+/// reported now, while the agent still runs, instead of at the next start.
 struct HangupService: Service, CustomStringConvertible {
     let log: EventLog
-    let configuration: Configuration
+    let live: LiveConfiguration
+    let queue: JobQueue
     let logger: Logger
     var description: String { "hangup" }
 
@@ -19,7 +17,7 @@ struct HangupService: Service, CustomStringConvertible {
         await cancelWhenGracefulShutdown {
             for await _ in await UnixSignalsSequence(trapping: .sighup) {
                 reopenLog()
-                checkConfiguration()
+                reloadConfiguration()
             }
         }
     }
@@ -33,8 +31,8 @@ struct HangupService: Service, CustomStringConvertible {
         }
     }
 
-    private func checkConfiguration() {
-        let path = configuration.sourceFile
+    private func reloadConfiguration() {
+        let path = live.current.sourceFile
         let edited: Configuration
         do {
             edited = try Configuration.load(from: path)
@@ -42,30 +40,24 @@ struct HangupService: Service, CustomStringConvertible {
             logger.error(
                 "config.invalid",
                 metadata: ["path": .string(path), "error": .string("\(error)"),
-                           "action": "still running with the settings it started with; fix the file before a restart"])
+                           "action": "nothing changed; fix the file before a restart"])
             return
         }
-        let changed = Self.changedSections(from: configuration, to: edited)
-        guard !changed.isEmpty else {
+        let reload = live.reload(edited)
+        if reload.applied.contains("retry") { queue.setBackoff(edited.retry.backoff) }
+        if reload.applied.isEmpty && reload.needsRestart.isEmpty {
             logger.info("config.unchanged", metadata: ["path": .string(path)])
-            return
         }
-        logger.warning(
-            "config.changed",
-            metadata: ["path": .string(path), "sections": .array(changed.map { .string($0) }),
-                       "action": "restart to apply (systemctl restart nassync); running with the settings it started with"])
-    }
-
-    static func changedSections(from old: Configuration, to new: Configuration) -> [String] {
-        var changed: [String] = []
-        if old.agent != new.agent { changed.append("agent") }
-        if old.nas != new.nas { changed.append("nas") }
-        if old.verify != new.verify { changed.append("verify") }
-        if old.cleanup != new.cleanup { changed.append("cleanup") }
-        if old.retry != new.retry { changed.append("retry") }
-        if old.watcher != new.watcher { changed.append("watcher") }
-        if old.metrics != new.metrics { changed.append("metrics") }
-        if old.instruments != new.instruments { changed.append("instrument") }
-        return changed
+        if !reload.applied.isEmpty {
+            logger.notice(
+                "config.reloaded",
+                metadata: ["path": .string(path), "sections": .array(reload.applied.map { .string($0) })])
+        }
+        if !reload.needsRestart.isEmpty {
+            logger.warning(
+                "config.changed",
+                metadata: ["path": .string(path), "sections": .array(reload.needsRestart.map { .string($0) }),
+                           "action": "restart to apply these (systemctl restart nassync)"])
+        }
     }
 }

@@ -9,18 +9,21 @@ import Glibc
 /// Frees local disk once a job's NAS copy is proven: exactly the manifest's files, then the
 /// folders they leave empty, after checking once more that nothing changed on either side.
 public final class Reaper: Sendable {
-    let configuration: Configuration
+    /// Read afresh for every sweep: `[cleanup]` and `[verify]` may change on SIGHUP.
+    var configuration: Configuration { live.current }
+    let live: LiveConfiguration
     let queue: JobQueue
     let logger: Logger
     let connect: TransferWorker.Connector
     let connection = ConnectionSlot()
     let clock: @Sendable () -> Date
 
+    /// `live`, when given, is the agent's shared settings.
     public init(
         configuration: Configuration, queue: JobQueue, logger: Logger, connect: TransferWorker.Connector? = nil,
-        clock: @escaping @Sendable () -> Date = { Date() }
+        clock: @escaping @Sendable () -> Date = { Date() }, live: LiveConfiguration? = nil
     ) {
-        self.configuration = configuration
+        self.live = live ?? LiveConfiguration(configuration)
         self.queue = queue
         self.logger = logger
         self.clock = clock

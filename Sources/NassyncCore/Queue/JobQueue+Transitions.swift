@@ -115,6 +115,7 @@ extension JobQueue {
         job.lastAttemptAt = now
         job.lastError = failure.message
         let detail: String
+        let backoff = self.backoff
         if failure.isTransient && job.attempts <= backoff.count {
             let wait = backoff[job.attempts - 1]
             job.nextAttemptAt = now.addingTimeInterval(wait.timeInterval)

@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import Synchronization
 
 /// The durable job queue: `<state_dir>/queue.sqlite`, SQLite in WAL mode through GRDB.
 ///
@@ -23,7 +24,9 @@ public final class JobQueue: Sendable {
     let pool: DatabasePool
     let clock: @Sendable () -> Date
     /// Waits after the 1st, 2nd, ... transient failure; the one after the last step fails the job.
-    public let backoff: [Duration]
+    /// `[retry] backoff`, which SIGHUP may replace (`setBackoff`).
+    public var backoff: [Duration] { backoffSteps.withLock { $0 } }
+    private let backoffSteps: Mutex<[Duration]>
     private let lock: StateDirectoryLock?
 
     /// Opens (or creates) the queue in `stateDirectory`.
@@ -36,7 +39,7 @@ public final class JobQueue: Sendable {
     ) throws {
         self.path = stateDirectory + "/" + Self.fileName
         self.clock = clock
-        self.backoff = backoff
+        self.backoffSteps = Mutex(backoff)
         if access != .readOnly {
             do {
                 try FileManager.default.createDirectory(
@@ -78,6 +81,9 @@ public final class JobQueue: Sendable {
             throw Self.translate(error, path: path)
         }
     }
+
+    /// From the next failure on, waits these steps (a job keeps the attempts it has made).
+    public func setBackoff(_ steps: [Duration]) { backoffSteps.withLock { $0 = steps } }
 
     /// The first bytes of every SQLite 3 file. Anything else is refused before SQLite sees it.
     private static func checkHeader(_ path: String) throws {

@@ -7,19 +7,24 @@ import Synchronization
 /// Proves NAS copies pass after pass: hashes every file of a job on the NAS (by a remote hash
 /// command, or by reading it back over SFTP) and compares with the hashes taken while sending.
 public final class Verifier: Sendable {
-    let configuration: Configuration
+    /// Read afresh for every pass: `[verify]` may change on SIGHUP.
+    var configuration: Configuration { live.current }
+    let live: LiveConfiguration
     let queue: JobQueue
     let logger: Logger
     let connect: TransferWorker.Connector
     /// `agent.streams` connections, hashing different files at once; the first also probes.
     let lanes: [ConnectionSlot]
-    /// The method `auto` chose for the current connection (probed once per connection).
-    private let chosen = LockedValue<(connection: UUID, method: Configuration.VerifyMethod)?>(nil)
+    /// The method `auto` chose for the current connection (probed once per connection and
+    /// hash command).
+    private let chosen = LockedValue<(connection: UUID, command: [String], method: Configuration.VerifyMethod)?>(nil)
 
+    /// `live`, when given, is the agent's shared settings (its `[verify]` may change later).
     public init(
-        configuration: Configuration, queue: JobQueue, logger: Logger, connect: TransferWorker.Connector? = nil
+        configuration: Configuration, queue: JobQueue, logger: Logger, connect: TransferWorker.Connector? = nil,
+        live: LiveConfiguration? = nil
     ) {
-        self.configuration = configuration
+        self.live = live ?? LiveConfiguration(configuration)
         self.queue = queue
         self.logger = logger
         self.connect = connect ?? TransferWorker.connector(for: configuration)
@@ -105,17 +110,19 @@ public final class Verifier: Sendable {
 
     /// The configured method; for `auto`, probed once per connection with a file of known content.
     func method(for sftp: SFTPConnection) async throws -> Configuration.VerifyMethod {
-        let configured = configuration.verify.method
-        guard configured == .auto else { return configured }
+        let verify = configuration.verify
+        guard verify.method == .auto else { return verify.method }
         let key = sftp.id
-        if let cached = chosen.get(), cached.connection == key { return cached.method }
+        if let cached = chosen.get(), cached.connection == key, cached.command == verify.remoteCommand {
+            return cached.method
+        }
 
         let probeName = ".nassync-probe-\(UUID().uuidString)"
         let remote = RemotePath.join(configuration.nas.root, probeName)
         let content = Array("nassync verify probe \(probeName)\n".utf8)
         try await sftp.writeFile(content, to: remote, fsync: false)
         let result = try await RemoteHashProbe.probe(
-            sftp, command: configuration.verify.remoteCommand, probePath: remote,
+            sftp, command: verify.remoteCommand, probePath: remote,
             expectedSHA256: hexString(SHA256.hash(data: content)))
         try? await sftp.remove(remote)
         let method: Configuration.VerifyMethod
@@ -126,7 +133,7 @@ public final class Verifier: Sendable {
             method = .readBack
             logger.notice("verify.method", metadata: ["method": "read-back", "reason": .string(reason)])
         }
-        chosen.swap((key, method))
+        chosen.swap((key, verify.remoteCommand, method))
         return method
     }
 

@@ -36,6 +36,8 @@ public final class Watcher: Sendable {
     }
 
     let configuration: Configuration
+    /// Where `cleanup.enabled` is read, which SIGHUP may change (the reaper reads the same).
+    let live: LiveConfiguration
     let queue: JobQueue
     let logger: Logger
     let clock: @Sendable () -> Date
@@ -44,9 +46,10 @@ public final class Watcher: Sendable {
 
     public init(
         configuration: Configuration, queue: JobQueue, logger: Logger, useInotify: Bool? = nil,
-        clock: @escaping @Sendable () -> Date = { Date() }
+        clock: @escaping @Sendable () -> Date = { Date() }, live: LiveConfiguration? = nil
     ) {
         self.configuration = configuration
+        self.live = live ?? LiveConfiguration(configuration)
         self.queue = queue
         self.logger = logger
         self.clock = clock
@@ -193,7 +196,7 @@ public final class Watcher: Sendable {
         case .queued, .running:
             // Nothing is proven yet; the transfer records what it takes.
             return nil
-        case .cleanupEligible where configuration.cleanup.enabled:
+        case .cleanupEligible where live.current.cleanup.enabled:
             // The reaper owns these: it re-checks every file itself right before deleting, and
             // while it deletes, the run is changing under the watcher's eyes by design.
             return nil
