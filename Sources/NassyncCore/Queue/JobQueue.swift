@@ -72,13 +72,28 @@ public final class JobQueue: Sendable {
                 try db.execute(sql: "PRAGMA synchronous = FULL")
             }
         }
-        do {
-            pool = try DatabasePool(path: path, configuration: configuration)
-            if access != .readOnly {
-                try QueueSchema.migrator.migrate(pool)
+        pool = try Self.open(path, configuration: configuration, migrate: access != .readOnly)
+    }
+
+    /// Opens the pool (and migrates it for writers).
+    ///
+    /// "Read-only" right after opening can be a passing state: when root runs `nassync status`
+    /// as the agent starts, SQLite (as root) creates the -shm file and only then gives it to the
+    /// database's owner, and an agent opening in between gets it read-only. So a writer tries
+    /// again a few times, on fresh connections, before it reports the file as read-only.
+    private static func open(_ path: String, configuration: GRDB.Configuration, migrate: Bool) throws -> DatabasePool {
+        var attempt = 0
+        while true {
+            do {
+                let pool = try DatabasePool(path: path, configuration: configuration)
+                if migrate { try QueueSchema.migrator.migrate(pool) }
+                return pool
+            } catch let error as DatabaseError where error.resultCode == .SQLITE_READONLY && migrate && attempt < 10 {
+                attempt += 1
+                Thread.sleep(forTimeInterval: 0.1)
+            } catch {
+                throw translate(error, path: path)
             }
-        } catch {
-            throw Self.translate(error, path: path)
         }
     }
 

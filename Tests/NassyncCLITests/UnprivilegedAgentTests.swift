@@ -5,41 +5,14 @@ import TestSupport
 /// Folder permissions for real. Root reads every folder, so when the suite runs as root the
 /// agent runs as `nobody` (through setpriv), from a copy of the binary that `nobody` can reach.
 @Suite(.enabled(if: UnprivilegedRun.isPossible, "needs setpriv when the suite runs as root"))
-struct UnreadableRunTests {
+struct UnprivilegedAgentTests {
     @Test("an unreadable run is logged and left alone, the other runs go on, and it is queued once readable")
     func unreadableRun() async throws {
-        let folder = try makeLocalFolder("unreadable")
+        let (folder, config) = try Self.pausedAgentFolder("unreadable")
         defer {
             chmod(folder + "/instrument/run-locked", 0o755)
             try? FileManager.default.removeItem(atPath: folder)
         }
-        chmod(folder, 0o755)
-        for sub in ["state", "state/control"] {
-            try FileManager.default.createDirectory(atPath: folder + "/" + sub, withIntermediateDirectories: true)
-            chmod(folder + "/" + sub, 0o777)
-        }
-        // Paused: this test is about the watcher; no transfer starts, so no NAS is needed.
-        try Data().write(to: URL(fileURLWithPath: folder + "/state/control/pause"))
-        let config = folder + "/nassync.toml"
-        try """
-            [agent]
-            state_dir = "state"
-            log_file = "state/nassync.log"
-            [nas]
-            host = "127.0.0.1"
-            port = 9
-            user = "nobody"
-            identity_file = "id_unused"
-            known_hosts = "known_hosts_unused"
-            root = "/srv/nas"
-            [watcher]
-            rescan_interval = "1s"
-            [[instrument]]
-            id = "SEQ_1"
-            root = "instrument"
-            runs = "*"
-            marker = "RunComplete.txt"
-            """.write(toFile: config, atomically: true, encoding: .utf8)
         for run in ["run-ok", "run-locked"] {
             let path = folder + "/instrument/" + run
             try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
@@ -78,7 +51,79 @@ struct UnreadableRunTests {
     }
 }
 
-extension UnreadableRunTests {
+extension UnprivilegedAgentTests {
+    /// A folder `nobody` can use, with the config of a paused agent (no transfer starts, so no
+    /// NAS is needed) and an empty instrument root.
+    static func pausedAgentFolder(_ label: String) throws -> (folder: String, config: String) {
+        let folder = try makeLocalFolder(label)
+        chmod(folder, 0o755)
+        for sub in ["state", "state/control", "instrument"] {
+            try FileManager.default.createDirectory(atPath: folder + "/" + sub, withIntermediateDirectories: true)
+            chmod(folder + "/" + sub, 0o777)
+        }
+        try Data().write(to: URL(fileURLWithPath: folder + "/state/control/pause"))
+        let config = folder + "/nassync.toml"
+        try """
+            [agent]
+            state_dir = "state"
+            log_file = "state/nassync.log"
+            [nas]
+            host = "127.0.0.1"
+            port = 9
+            user = "nobody"
+            identity_file = "id_unused"
+            known_hosts = "known_hosts_unused"
+            root = "/srv/nas"
+            [watcher]
+            rescan_interval = "1s"
+            [[instrument]]
+            id = "SEQ_1"
+            root = "instrument"
+            runs = "*"
+            marker = "RunComplete.txt"
+            """.write(toFile: config, atomically: true, encoding: .utf8)
+        return (folder, config)
+    }
+
+    @Test(
+        "the agent starts although root's nassync status made the queue's -shm file a moment before",
+        .enabled(if: getuid() == 0, "needs root, to make a file the agent's user cannot write yet"))
+    func sharedMemoryFileOfAnotherUser() async throws {
+        let (folder, config) = try Self.pausedAgentFolder("shm-race")
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        try FileManager.default.createDirectory(atPath: folder + "/instrument/run-1", withIntermediateDirectories: true)
+        #expect(try NassyncBinary.run(["enqueue", "--config", config, folder + "/instrument/run-1"]).status == 0)
+        let queueFile = folder + "/state/queue.sqlite"
+        chown(queueFile, UnprivilegedRun.nobody, UnprivilegedRun.nobody)
+        // What SQLite running as root does: create the -shm file, then hand it to the queue's
+        // owner. An agent opening in between finds it read-only.
+        try Data().write(to: URL(fileURLWithPath: queueFile + "-shm"))
+        // On a thread of its own: the test pool's threads can be held up by other tests.
+        let handedOver = DispatchSemaphore(value: 0)
+        DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(300)) {
+            chown(queueFile + "-shm", UnprivilegedRun.nobody, UnprivilegedRun.nobody)
+            handedOver.signal()
+        }
+
+        let agent = try UnprivilegedRun.process(copying: NassyncBinary.path, into: folder, arguments: ["run", "--config", config])
+        try agent.run()
+        defer { if agent.isRunning { kill(agent.processIdentifier, SIGKILL) } }
+        await withCheckedContinuation { continuation in
+            DispatchQueue.global().async {
+                handedOver.wait()
+                continuation.resume()
+            }
+        }
+        let watch = AgentWatch(config: config, logFile: folder + "/state/nassync.log")
+        try await watch.waitFor("agent.started") { watch.log().contains("event=agent.started") || !agent.isRunning }
+        #expect(agent.isRunning, "\(watch.log())")
+        #expect(!watch.log().contains("readonly"))
+        #expect(try watch.state() == "queued")
+        kill(agent.processIdentifier, SIGTERM)
+        agent.waitUntilExit()
+        #expect(agent.terminationStatus == 0)
+    }
+
     @Test(
         "an unreadable file, then a run the agent cannot delete: each fails the job naming the path, nothing loops; fixed and retried, it is cleaned",
         .enabled(if: TestNAS.isAvailable, "needs the test NAS (scripts/test-nas start)"))
