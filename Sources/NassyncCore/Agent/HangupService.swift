@@ -44,7 +44,7 @@ struct HangupService: Service, CustomStringConvertible {
             return
         }
         let reload = live.reload(edited)
-        if reload.applied.contains("retry") { queue.setBackoff(edited.retry.backoff) }
+        queue.setBackoff(live.current.retry.backoff)  // the queue applies the backoff itself
         if reload.applied.isEmpty && reload.needsRestart.isEmpty {
             logger.info("config.unchanged", metadata: ["path": .string(path)])
         }

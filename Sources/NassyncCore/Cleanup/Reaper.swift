@@ -154,10 +154,7 @@ public final class Reaper: Sendable {
         guard let updated = try? await queue.recordFailure(job: job.id!, failure, expected: .cleanupEligible) else {
             return  // the job moved on meanwhile
         }
-        let metadata: Logger.Metadata = [
-            "job": .stringConvertible(job.id!), "run": .string(job.runPath), "error": .string(failure.message),
-            "attempts": .stringConvertible(updated.attempts),
-        ]
+        let metadata = updated.failureMetadata
         logger.warning("cleanup.failed", metadata: metadata.merging(["state": .string(updated.state.rawValue)]) { $1 })
         if updated.state == .failed { logger.error("job.failed", metadata: metadata) }
     }

@@ -116,10 +116,7 @@ public final class TransferWorker: Sendable {
         }
         do {
             let updated = try await queue.recordFailure(job: job.id!, failure, expected: .running, claimedBy: name)
-            var metadata: Logger.Metadata = [
-                "job": .stringConvertible(job.id!), "run": .string(job.runPath), "error": .string(failure.message),
-                "attempts": .stringConvertible(updated.attempts),
-            ]
+            var metadata = updated.failureMetadata
             if (error as? TransportError)?.code == .noSpace {
                 logger.error("nas.full", metadata: metadata)
             }

@@ -82,10 +82,7 @@ public final class Verifier: Sendable {
             metadata["action"] = .string(updated.state == .failed ? "job failed" : "resend those files")
             logger.error("verify.mismatch", metadata: metadata)
             if updated.state == .failed {
-                logger.error(
-                    "job.failed",
-                    metadata: ["job": .stringConvertible(job.id!), "run": .string(job.runPath),
-                               "error": .string(updated.lastError ?? ""), "attempts": .stringConvertible(updated.attempts)])
+                logger.error("job.failed", metadata: updated.failureMetadata)
             }
         }
     }
@@ -96,10 +93,7 @@ public final class Verifier: Sendable {
         guard let updated = try? await queue.recordFailure(job: job.id!, failure, expected: .awaitingVerify) else {
             return  // the job moved on meanwhile: not this verifier's to fail
         }
-        let metadata: Logger.Metadata = [
-            "job": .stringConvertible(job.id!), "run": .string(job.runPath), "error": .string(failure.message),
-            "attempts": .stringConvertible(updated.attempts),
-        ]
+        let metadata = updated.failureMetadata
         if updated.state == .failed {
             logger.error("job.failed", metadata: metadata)
         } else {
