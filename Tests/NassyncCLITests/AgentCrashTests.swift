@@ -17,20 +17,9 @@ struct AgentCrashTests {
         let run = folder + "/instrument/run-1"
         try FileManager.default.createDirectory(atPath: run, withIntermediateDirectories: true)
         let size = 768 << 20
-        let big = run + "/big.bin"
-        #expect(FileManager.default.createFile(atPath: big, contents: nil))
-        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: big))
-        let tail = Data(pseudoRandomBytes(count: 1 << 20, seed: 77))
-        try handle.truncate(atOffset: UInt64(size - tail.count))
-        try handle.seekToEnd()
-        try handle.write(contentsOf: tail)
-        try handle.close()
+        let expectedDigest = try writeBigFile(run + "/big.bin", size: size)
         try Data("small".utf8).write(to: URL(fileURLWithPath: run + "/small.txt"))
         try Data().write(to: URL(fileURLWithPath: run + "/RunComplete.txt"))
-        var expected = SHA256()
-        expected.update(data: Data(count: size - tail.count))
-        expected.update(data: tail)
-        let expectedDigest = hexString(expected.finalize())
 
         let config = folder + "/nassync.toml"
         try """
@@ -55,7 +44,7 @@ struct AgentCrashTests {
 
         let remoteRun = remoteRoot + "/SEQ_1/run-1"
         let partial = remoteRun + "/.big.bin.nassync-part"
-        let first = try startAgent(config)
+        let first = try AgentProcess.start(config)
         var partialSize = 0
         for _ in 0..<1500 where partialSize < 16 << 20 {
             try await Task.sleep(for: .milliseconds(20))
@@ -67,7 +56,7 @@ struct AgentCrashTests {
         let cutAt = (try? FileManager.default.attributesOfItem(atPath: partial)[.size] as? Int) ?? 0
         #expect(cutAt < size, "the kill came before the end")
 
-        let second = try startAgent(config)
+        let second = try AgentProcess.start(config)
         defer {
             kill(second.processIdentifier, SIGTERM)
             second.waitUntilExit()
@@ -96,19 +85,5 @@ struct AgentCrashTests {
             line.split(separator: " ").first { $0.hasPrefix("sent_bytes=") }.map { Int($0.dropFirst(11)) ?? -1 }
         }
         #expect(sent.map { $0 < size } == true, "the second run resumed instead of starting over: \(String(describing: resumed))")
-    }
-
-    private func startAgent(_ config: String) throws -> Process {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: NassyncBinary.path)
-        process.arguments = ["run", "--config", config]
-        // Not under systemd: whatever the environment running the tests says.
-        process.environment = ProcessInfo.processInfo.environment.filter {
-            !["NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "INVOCATION_ID"].contains($0.key)
-        }
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        return process
     }
 }

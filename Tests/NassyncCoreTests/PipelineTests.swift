@@ -436,6 +436,38 @@ struct PipelineTests {
         #expect(judged.verifyPasses == 0)
     }
 
+    @Test("a stop while the reaper checks the NAS deletes nothing, counts no attempt, and the next sweep cleans")
+    func stopMidCleanup() async throws {
+        let p = try Pipeline("stop-cleanup")
+        let id = try await p.queueRun("run", files: ["a": [1]])
+        try await readyToClean(p, id)
+        let listed = try await p.queue.transition(job: id, to: .cleanupEligible, reason: "old enough")
+        // The NAS answers slowly: the stop lands while the reaper waits for it.
+        let reached = AsyncStream<Void>.makeStream()
+        let slow = Reaper(
+            configuration: p.configuration, queue: p.queue, logger: p.log.logger,
+            connect: { [nas = p.nas] in
+                reached.continuation.yield()
+                try await Task.sleep(for: .seconds(30))
+                return try await SFTPConnection.connect(nas.shellLogin)
+            }, clock: p.clock.function)
+        let cleaning = Task { await slow.clean(listed) }
+        var waiting = reached.stream.makeAsyncIterator()
+        _ = await waiting.next()
+        cleaning.cancel()
+        await cleaning.value
+
+        let job = try await p.job(id)
+        #expect(job.state == .cleanupEligible)
+        #expect(job.attempts == 0 && job.lastError == nil, "a stop is no failure: \(String(describing: job.lastError))")
+        #expect(p.log.events("cleanup.failed").isEmpty && p.log.events("job.failed").isEmpty)
+        #expect(FileManager.default.fileExists(atPath: p.root + "/run/a"), "nothing deleted")
+        // Positive control: the same job, not stopped, is cleaned.
+        await p.reaper.sweep()
+        #expect(try await p.job(id).state == .cleaned)
+        #expect(!FileManager.default.fileExists(atPath: p.root + "/run/a"))
+    }
+
     @Test("a run folder already gone when the reaper comes is cleaned, not failed")
     func runAlreadyGone() async throws {
         let p = try Pipeline("gone")

@@ -144,6 +144,10 @@ public final class Reaper: Sendable {
             try? await requeue(job, reason: refusal.message)
         } catch let problem as RunLocation.Problem {
             await recordFailure(job, JobFailure("cannot clean \(job.runPath): \(problem.description)", isTransient: false))
+        } catch where Task.isCancelled {
+            // Stopped before anything was deleted (deletions themselves are not interrupted):
+            // the job stays eligible and the next start cleans it. A stop is no failure.
+            return
         } catch {
             if error is TransportError { await connection.close() }
             await recordFailure(job, TransferWorker.classify(error))

@@ -170,12 +170,22 @@ public final class JobQueue: Sendable {
     }
 
     /// Runs a write transaction, translating SQLite failures.
+    ///
+    /// A write, once asked for, is carried out even if the caller's task is cancelled: GRDB
+    /// honours cancellation, and the writes a stopping agent makes last (the progress a resume
+    /// needs, the job handed back to the queue, its event row) are exactly the ones that must
+    /// not be dropped. The busy time-out bounds the wait, and a transaction is short.
     func write<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
-        do {
-            return try await pool.write(body)
-        } catch {
-            throw Self.translate(error, path: path)
-        }
+        let pool = pool
+        let path = path
+        // An unstructured task does not inherit the caller's cancellation.
+        return try await Task {
+            do {
+                return try await pool.write(body)
+            } catch {
+                throw Self.translate(error, path: path)
+            }
+        }.value
     }
 
     func read<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {

@@ -73,6 +73,10 @@ public final class TransferWorker: Sendable {
     /// queue, or to `failed`.
     public func process(_ job: Job) async {
         let id = job.id!
+        if Task.isCancelled {  // claimed just as the agent began to stop
+            await handBack(job)
+            return
+        }
         do {
             let outcome = try await transfer(job)
             switch outcome {
@@ -95,17 +99,35 @@ public final class TransferWorker: Sendable {
                                "skipped": .stringConvertible(summary.skipped),
                                "seconds": .stringConvertible((summary.seconds * 1000).rounded() / 1000)])
             case .stopped:
-                try await queue.transition(
-                    job: id, to: .queued, from: .running, claimedBy: name, reason: "agent stopping",
-                    detail: "the transfer resumes where it stopped")
-                logger.info("transfer.stopped", metadata: ["job": .stringConvertible(id), "run": .string(job.runPath)])
+                await handBack(job)
             case .lostClaim:
                 logger.warning(
                     "transfer.abandoned",
                     metadata: ["job": .stringConvertible(id), "run": .string(job.runPath), "reason": "claim lost"])
             }
+        } catch where Task.isCancelled {
+            // Whatever the stop interrupted (a connect, a folder, a file) failed only because of
+            // the stop: that is no failure of the job, and it must not count as an attempt.
+            await handBack(job)
         } catch {
             await fail(job, error)
+        }
+    }
+
+    /// The agent is stopping: the job goes back to the queue (its progress is already recorded),
+    /// so `status` tells the truth while the agent is down and the next start resumes it.
+    private func handBack(_ job: Job) async {
+        do {
+            try await queue.transition(
+                job: job.id!, to: .queued, from: .running, claimedBy: name, reason: "agent stopping",
+                detail: "the transfer resumes where it stopped")
+            logger.info("transfer.stopped", metadata: ["job": .stringConvertible(job.id!), "run": .string(job.runPath)])
+        } catch let error as QueueError where error.code == .illegalTransition {
+            logger.warning(
+                "transfer.abandoned",
+                metadata: ["job": .stringConvertible(job.id!), "run": .string(job.runPath), "reason": "claim lost"])
+        } catch {
+            logger.error("queue.error", metadata: ["job": .stringConvertible(job.id!), "error": .string("\(error)")])
         }
     }
 

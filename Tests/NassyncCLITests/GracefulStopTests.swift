@@ -1,0 +1,144 @@
+import Crypto
+import Foundation
+import NassyncCore
+import SFTPTransport
+import Testing
+import TestSupport
+
+/// SIGTERM as systemd sends it, with work in flight: the work goes back to the queue, cleanly.
+@Suite(.enabled(if: TestNAS.isAvailable, "needs the test NAS (scripts/test-nas start)"))
+struct GracefulStopTests {
+    struct Setup {
+        let folder: String
+        let config: String
+        let run: String
+        let remoteRun: String
+        let watch: AgentWatch
+
+        init(_ label: String, verify: String = "") throws {
+            let nas = try TestNAS.require()
+            folder = try makeLocalFolder(label)
+            let remoteRoot = try nas.makeRemoteFolder(label)
+            run = folder + "/instrument/run-1"
+            remoteRun = remoteRoot + "/SEQ_1/run-1"
+            try FileManager.default.createDirectory(atPath: run, withIntermediateDirectories: true)
+            config = folder + "/nassync.toml"
+            try """
+                [agent]
+                state_dir = "state"
+                log_file = "nassync.log"
+                workers = 1
+                \(nas.configSection(root: remoteRoot))
+                [verify]
+                passes = 2
+                interval = "1s"
+                \(verify)
+                [cleanup]
+                min_age = "0s"
+                [watcher]
+                rescan_interval = "1s"
+                [[instrument]]
+                id = "SEQ_1"
+                root = "instrument"
+                runs = "*"
+                marker = "RunComplete.txt"
+                """.write(toFile: config, atomically: true, encoding: .utf8)
+            watch = AgentWatch(config: config, logFile: folder + "/nassync.log")
+        }
+
+        func job() throws -> [String: Any] { try watch.jobs().first ?? [:] }
+
+        /// Lines at error level or worse: a requested stop must write none.
+        func errorLines() -> [Substring] {
+            watch.log().split(separator: "\n").filter { $0.contains("level=error") || $0.contains("level=critical") }
+        }
+    }
+
+    @Test("SIGTERM mid-transfer: the job is queued before exit, no error is logged, the restart resumes byte-identical")
+    func stopMidTransfer() async throws {
+        let s = try Setup("stop-transfer")
+        defer { try? FileManager.default.removeItem(atPath: s.folder) }
+        let size = 512 << 20
+        let expected = try writeBigFile(s.run + "/big.bin", size: size)
+        try Data().write(to: URL(fileURLWithPath: s.run + "/RunComplete.txt"))
+
+        let agent = try AgentProcess.start(s.config)
+        let partial = s.remoteRun + "/.big.bin.nassync-part"
+        try await s.watch.waitFor("the transfer to be under way") {
+            ((try? FileManager.default.attributesOfItem(atPath: partial)[.size] as? Int) ?? 0) >= 16 << 20
+        }
+        #expect(try await AgentProcess.stop(agent, within: 15), "the agent stopped within 15 s")
+        let cutAt = (try? FileManager.default.attributesOfItem(atPath: partial)[.size] as? Int) ?? 0
+        #expect(cutAt > 0 && cutAt < size, "stopped mid-file, the partial copy kept (\(cutAt) bytes)")
+
+        let log = s.watch.log()
+        #expect(try s.job()["state"] as? String == "queued", "queued while the agent is down:\n\(log)")
+        #expect(try s.job()["attempts"] as? Int == 0, "a stop is no failed attempt")
+        #expect(log.contains("level=info event=transfer.stopped job=1"), "\(log)")
+        #expect(log.contains("event=agent.stopped"), "\(log)")
+        #expect(s.errorLines().isEmpty, "no error on a requested stop: \(s.errorLines())")
+        let trail = try NassyncBinary.run(["status", "--config", s.config, "--job", "1"]).stdout
+        #expect(trail.contains("agent stopping"), "the audit trail has the hand-back: \(trail)")
+
+        let second = try AgentProcess.start(s.config)
+        defer { AgentProcess.kill(second) }
+        try await s.watch.waitUntil("the run to be cleaned", within: 90) { try s.job()["state"] as? String == "cleaned" }
+        let resumed = s.watch.log().split(separator: "\n").last { $0.contains("event=transfer.finished") }
+        let sent = resumed.flatMap { line in
+            line.split(separator: " ").first { $0.hasPrefix("sent_bytes=") }.flatMap { Int($0.dropFirst(11)) }
+        }
+        #expect(sent.map { $0 <= size - cutAt } == true, "resumed from the partial copy: \(String(describing: resumed))")
+        let remote = try hashFile(s.remoteRun + "/big.bin")
+        #expect(remote == expected, "the NAS copy is byte-identical")
+        #expect(s.errorLines().isEmpty, "\(s.errorLines())")
+    }
+
+    @Test("SIGTERM mid-verify: the hash command is cut off, the job waits in awaiting_verify, the restart verifies it")
+    func stopMidVerify() async throws {
+        // A hash command that takes its time while a flag file exists, so the stop lands mid-pass.
+        let folder = try makeLocalFolder("slow-hasher")
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let slow = folder + "/slow-sha256sum"
+        let flag = folder + "/slow"
+        try """
+            #!/bin/sh
+            [ -e '\(flag)' ] && sleep 30
+            exec sha256sum "$@"
+            """.write(toFile: slow, atomically: true, encoding: .utf8)
+        chmod(slow, 0o755)
+        try Data().write(to: URL(fileURLWithPath: flag))
+        let s = try Setup("stop-verify", verify: "method = \"remote-command\"\nremote_command = \"\(slow)\"")
+        defer { try? FileManager.default.removeItem(atPath: s.folder) }
+        try Data(pseudoRandomBytes(count: 200_000, seed: 3)).write(to: URL(fileURLWithPath: s.run + "/data.bin"))
+        try Data().write(to: URL(fileURLWithPath: s.run + "/RunComplete.txt"))
+
+        let agent = try AgentProcess.start(s.config)
+        try await s.watch.waitFor("the transfer to finish") { s.watch.log().contains("event=transfer.finished") }
+        try await Task.sleep(for: .seconds(1))  // the pass's hash command is now sleeping on the NAS
+        let started = Date()
+        #expect(try await AgentProcess.stop(agent, within: 15), "the agent stopped within 15 s")
+        #expect(Date().timeIntervalSince(started) < 10, "the stop did not wait for the hash command")
+
+        let log = s.watch.log()
+        #expect(try s.job()["state"] as? String == "awaiting_verify", "\(log)")
+        #expect(try s.job()["verify_passes"] as? Int == 0, "no pass counted from a cut-off pass")
+        #expect(try s.job()["attempts"] as? Int == 0, "a stop is no failed attempt")
+        #expect(!log.contains("event=verify.passed") && !log.contains("event=verify.failed"), "\(log)")
+        #expect(log.contains("event=agent.stopped"), "\(log)")
+        #expect(s.errorLines().isEmpty, "no error on a requested stop: \(s.errorLines())")
+
+        try FileManager.default.removeItem(atPath: flag)
+        let second = try AgentProcess.start(s.config)
+        defer { AgentProcess.kill(second) }
+        try await s.watch.waitFor("the run to be cleaned") { try s.job()["state"] as? String == "cleaned" }
+        #expect(s.errorLines().isEmpty, "\(s.errorLines())")
+    }
+
+    private func hashFile(_ path: String) throws -> String {
+        let handle = try FileHandle(forReadingFrom: URL(fileURLWithPath: path))
+        defer { try? handle.close() }
+        var digest = SHA256()
+        while let chunk = try handle.read(upToCount: 8 << 20), !chunk.isEmpty { digest.update(data: chunk) }
+        return hexString(digest.finalize())
+    }
+}
