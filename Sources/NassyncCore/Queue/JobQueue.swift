@@ -188,12 +188,18 @@ public final class JobQueue: Sendable {
         }.value
     }
 
+    /// Runs a read, translating SQLite failures. Not cancelled either: a read is short, and a
+    /// stop must not surface as a queue error in every loop that happened to be reading.
     func read<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
-        do {
-            return try await pool.read(body)
-        } catch {
-            throw Self.translate(error, path: path)
-        }
+        let pool = pool
+        let path = path
+        return try await Task {
+            do {
+                return try await pool.read(body)
+            } catch {
+                throw Self.translate(error, path: path)
+            }
+        }.value
     }
 
     /// The current time, from the injected clock (tests move it by hand).
