@@ -11,6 +11,8 @@ struct RunCommand: AsyncParsableCommand {
 
     func run() async throws {
         let configuration = try options.load()
+        // Whatever umask the agent was started with, what it creates is never for other users.
+        umask(FileModes.agentUmask)
         // Under systemd the journal takes stderr, so lines go there as well as to the file.
         let underSystemd = ProcessInfo.processInfo.environment["INVOCATION_ID"] != nil
         let eventLog: EventLog

@@ -49,7 +49,8 @@ struct DoctorTests {
         let result = try NassyncBinary.run(["doctor", "--config", config])
         #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
         let checks = lines(result.stdout)
-        for name in ["config", "instrument SEQ_1 root", "state folder", "key file", "NAS reachable", "host key",
+        for name in ["config", "config file", "instrument SEQ_1 root", "state folder", "key file", "known_hosts",
+                     "NAS reachable", "host key",
                      "login", "remote root writable", "verify method"] {
             #expect(checks[name] == "[ ok ]", "\(name): \(result.stdout)")
         }
@@ -84,6 +85,34 @@ struct DoctorTests {
         #expect(checks["host key"] == "[ ok ]")
         #expect(checks["login"] == "[FAIL]")
         #expect(checks["remote root writable"] == "[skip]")
+    }
+
+    @Test("a config or known_hosts others may write fails; a state folder others may read is a warning")
+    func loosePermissions() throws {
+        let nas = try TestNAS.require()
+        let (folder, config) = try setUp("loose-files", knownHosts: "known_hosts")
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        try FileManager.default.copyItem(atPath: nas.knownHosts, toPath: folder + "/known_hosts")
+        chmod(folder + "/known_hosts", 0o666)
+        chmod(config, 0o664)
+        try FileManager.default.createDirectory(atPath: folder + "/state", withIntermediateDirectories: true)
+        chmod(folder + "/state", 0o755)
+        let result = try NassyncBinary.run(["doctor", "--config", config])
+        #expect(result.status == 1, "\(result.stdout)")
+        let checks = lines(result.stdout)
+        #expect(checks["config file"] == "[FAIL]", "\(result.stdout)")
+        #expect(checks["known_hosts"] == "[FAIL]", "\(result.stdout)")
+        #expect(checks["state folder"] == "[warn]", "\(result.stdout)")
+        #expect(result.stdout.contains("fix: chmod go-w \(config)"))
+        #expect(result.stdout.contains("fix: chmod o-rwx \(folder)/state"))
+
+        // Fixed as the lines say: everything passes, and a warning alone would not fail doctor.
+        chmod(folder + "/known_hosts", 0o644)
+        chmod(config, 0o644)
+        chmod(folder + "/state", 0o750)
+        let fixed = try NassyncBinary.run(["doctor", "--config", config])
+        #expect(fixed.status == 0, "\(fixed.stdout)")
+        #expect(lines(fixed.stdout)["state folder"] == "[ ok ]")
     }
 
     @Test("a loose key file mode fails the key check")

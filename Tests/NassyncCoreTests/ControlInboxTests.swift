@@ -156,6 +156,69 @@ struct ControlInboxTests {
         #expect(try await setup.queue.job(id: id)?.state == .queued)
     }
 
+    @Test("symlinked, hard-linked, FIFO and oversized retry files are set aside unread; nothing of a target is logged",
+          .timeLimit(.minutes(1)))
+    func hostileSignalFiles() async throws {
+        let setup = try Setup("hostile")
+        let failed = try await setup.failedJob("a")
+        let bystander = try await setup.failedJob("b")
+        // A file the operator cannot read, but the agent can: its key, say.
+        let secret = setup.folder + "/id_ed25519"
+        let secretText = "TOPSECRET-LINE-one\n\(bystander)\nTOPSECRET-LINE-two\n"
+        try Data(secretText.utf8).write(to: URL(fileURLWithPath: secret))
+        chmod(secret, 0o600)
+        let control = setup.control
+        try FileManager.default.createSymbolicLink(atPath: control + "/retry-link", withDestinationPath: secret)
+        #expect(link(secret, control + "/retry-hard") == 0)
+        #expect(mkfifo(control + "/retry-fifo", 0o644) == 0)
+        try setup.drop("retry-big", String(repeating: "TOPSECRET-LINE-big\n", count: 1000))
+        try setup.drop("retry-plain", "TOPSECRET-LINE-plain\n")
+        for name in ["retry-link", "retry-hard", "retry-fifo"] {  // old enough, were their age looked at
+            var times = [timespec(tv_sec: time(nil) - 5, tv_nsec: 0), timespec(tv_sec: time(nil) - 5, tv_nsec: 0)]
+            utimensat(AT_FDCWD, control + "/" + name, &times, AT_SYMLINK_NOFOLLOW)
+        }
+        // Positive control: an honest file in the same look is acted on.
+        try setup.drop("retry-ok", "\(failed)\n")
+
+        await setup.inbox.check()
+
+        #expect(try await setup.queue.job(id: failed)?.state == .queued, "the honest file worked")
+        #expect(try await setup.queue.job(id: bystander)?.state == .failed, "no line of the secret was acted on")
+        let rejected = setup.log.events("control.rejected")
+        let reasons = Dictionary(rejected.map { ($0.metadata["file"] ?? "", $0.metadata["reason"] ?? "") }) { $0 + " | " + $1 }
+        #expect(reasons["retry-link"]?.contains("symlink") == true, "\(reasons)")
+        #expect(reasons["retry-hard"]?.contains("hard link") == true, "\(reasons)")
+        #expect(reasons["retry-fifo"]?.contains("FIFO") == true, "\(reasons)")
+        #expect(reasons["retry-big"]?.contains("too big") == true, "\(reasons)")
+        #expect(reasons["retry-plain"] == "a line of 20 bytes: no such job or run", "\(reasons)")
+        let logged = setup.log.all.map { "\($0.event) \($0.metadata)" }.joined(separator: "\n")
+        #expect(!logged.contains("TOPSECRET"), "\(logged)")
+        let trail = try await setup.queue.events(job: failed) + setup.queue.events(job: bystander)
+        #expect(!trail.contains { ($0.detail ?? "").contains("TOPSECRET") || $0.reason.contains("TOPSECRET") })
+        #expect(try setup.files() == [
+            "retry-big.rejected", "retry-fifo.rejected", "retry-hard.rejected", "retry-link.rejected",
+            "retry-plain.rejected",
+        ])
+        // The targets are untouched.
+        #expect(try String(contentsOfFile: secret, encoding: .utf8) == secretText)
+        var info = stat()
+        #expect(stat(secret, &info) == 0 && info.st_mode & 0o777 == 0o600)
+        #expect(try FileManager.default.destinationOfSymbolicLink(atPath: control + "/retry-link.rejected") == secret)
+    }
+
+    @Test("a rejected line is shown only if it is a job id or a path under an instrument root")
+    func rejectedLinesAreRedacted() async throws {
+        let setup = try Setup("redacted")
+        let inside = setup.folder + "/instrument/no-such-run"
+        try setup.drop("retry", "12345\n\(inside)\n/etc/shadow-ish line\nssh-ed25519 AAAAC3Nza\n")
+        await setup.inbox.check()
+        let reasons = setup.log.events("control.rejected").compactMap { $0.metadata["reason"] }
+        #expect(reasons == [
+            "12345: no such job or run", "\(inside): no such job or run", "a line of 20 bytes: no such job or run",
+            "a line of 21 bytes: no such job or run",
+        ])
+    }
+
     @Test("pause holds new transfers while it exists, and both changes are logged")
     func pause() async throws {
         let setup = try Setup("pause")

@@ -353,6 +353,59 @@ struct PipelineTests {
         #expect(!FileManager.default.fileExists(atPath: p.root + "/run"))
     }
 
+    @Test("a hard link in a run is sent as its bytes; cleanup removes only the run's name, the other keeps the data")
+    func hardLinkOutsideRun() async throws {
+        let p = try Pipeline("hardlink")
+        let outside = p.folder + "/elsewhere.bin"  // same file system, outside the instrument root
+        let bytes = pseudoRandomBytes(count: 50_000, seed: 8)
+        try Data(bytes).write(to: URL(fileURLWithPath: outside))
+        let id = try await p.queueRun("run", files: ["a": [1]])
+        #expect(link(outside, p.root + "/run/linked.bin") == 0)
+        try await p.runToCleaned(id)
+        #expect(try await p.job(id).state == .cleaned, "\(p.log.all.map { "\($0.event) \($0.metadata)" })")
+        #expect(try Data(contentsOf: URL(fileURLWithPath: p.remoteRoot + "/SEQ_1/run/linked.bin")) == Data(bytes))
+        #expect(!FileManager.default.fileExists(atPath: p.root + "/run/linked.bin"), "the run's name is gone")
+        #expect(try Data(contentsOf: URL(fileURLWithPath: outside)) == Data(bytes), "the other name keeps every byte")
+    }
+
+    @Test("hash output a NAS crafted (near-miss names, paths never asked for) proves nothing and deletes nothing")
+    func craftedHashOutput() async throws {
+        // Stands in for a compromised NAS: the right digests, but under names that are not the
+        // files asked for, and lines for local paths of this machine.
+        let scripts = try makeLocalFolder("crafted-hasher")
+        defer { try? FileManager.default.removeItem(atPath: scripts) }
+        let liar = scripts + "/sha256sum"
+        try """
+            #!/bin/sh
+            for f in "$@"; do
+              [ "$f" = "--" ] && continue
+              d=$(sha256sum < "$f" | cut -c1-64)
+              printf '%s  %s/.\\n' "$d" "$f"
+              printf '%s  %s\\n' "$d" "$(basename "$f")"
+              printf '%s  %s\\n' "$d" "/etc/passwd"
+            done
+            """.write(toFile: liar, atomically: true, encoding: .utf8)
+        chmod(liar, 0o755)
+        let p = try Pipeline("crafted", method: "remote-command", remoteCommand: liar)
+        let id = try await p.queueRun("run", files: ["data.bin": pseudoRandomBytes(count: 10_000, seed: 4)])
+        try await p.transfer()
+        try await p.verifyDue()
+        let job = try await p.job(id)
+        #expect(job.verifyPasses == 0 && job.state == .queued, "no pass from names that are not the files")
+        let mismatch = try #require(p.log.events("verify.mismatch").first)
+        #expect(mismatch.metadata["mismatched"]?.contains("data.bin (missing)") == true)
+        p.clock.advance(by: .seconds(86_400 * 2))
+        await p.reaper.sweep()
+        #expect(FileManager.default.fileExists(atPath: p.root + "/run/data.bin"), "nothing deleted")
+        #expect(FileManager.default.fileExists(atPath: "/etc/passwd"))
+        // Positive control: the honest command proves the same run.
+        let honest = try Pipeline("crafted-control", method: "remote-command")
+        let control = try await honest.queueRun("run", files: ["data.bin": pseudoRandomBytes(count: 10_000, seed: 4)])
+        try await honest.transfer()
+        try await honest.verifyDue()
+        #expect(try await honest.job(control).verifyPasses == 1)
+    }
+
     @Test("hostile names all the way, by remote command and by read-back", arguments: ["remote-command", "read-back"])
     func hostileNames(method: String) async throws {
         let p = try Pipeline("hostile-\(method)", method: method)

@@ -19,8 +19,15 @@ public final class Agent: Sendable {
         self.eventLog = eventLog
         queue = try JobQueue(
             stateDirectory: configuration.agent.stateDirectory, access: .agent, backoff: configuration.retry.backoff)
-        try FileManager.default.createDirectory(
-            atPath: Self.controlDirectory(configuration), withIntermediateDirectories: true)
+        // The queue and the state folder: the agent and its group only. Operators read the
+        // queue for `status` and write nothing but signal files.
+        let state = configuration.agent.stateDirectory
+        for path in [state, queue.path, queue.path + "-wal", queue.path + "-shm", state + "/" + StateDirectoryLock.fileName] {
+            FileModes.restrict(path)
+        }
+        guard FileModes.prepareControlFolder(Self.controlDirectory(configuration)) else {
+            throw QueueError(.io, "cannot make the control folder \(Self.controlDirectory(configuration)): something else is in the way, or the state folder is not writable")
+        }
         let replay = try await queue.replayAfterRestart()
         logger.info(
             "agent.started",

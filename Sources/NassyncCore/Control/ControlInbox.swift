@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -17,6 +18,9 @@ public final class ControlInbox: Sendable {
     let configuration: Configuration
     let logger: Logger
     private let paused = LockedValue(false)
+    private let unusableFolderReported = LockedValue(false)
+    /// Signal files the agent could not remove or rename: not acted on again.
+    private let stuck = Mutex<Set<[UInt8]>>([])
 
     public init(configuration: Configuration, queue: JobQueue, logger: Logger) {
         self.configuration = configuration
@@ -38,30 +42,41 @@ public final class ControlInbox: Sendable {
 
     /// One look: notices `pause` coming and going, and acts on retry files.
     public func check() async {
-        let nowPaused = FileManager.default.fileExists(atPath: directory + "/pause")
+        let folder: ControlFolder
+        do {
+            folder = try ControlFolder(directory)
+        } catch {
+            if unusableFolderReported.swap(true) == false {
+                logger.error("control.rejected", metadata: ["file": .string(directory), "reason": .string("\(error)")])
+            }
+            return
+        }
+        unusableFolderReported.swap(false)
+        let nowPaused = folder.contains("pause")
         if paused.swap(nowPaused) != nowPaused {
             logger.notice(nowPaused ? "agent.paused" : "agent.resumed", metadata: ["control": .string(directory)])
         }
-        let names = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).sorted()
-        for name in names where Self.isRetryRequest(name) {
-            let path = directory + "/" + name
-            // A file still being written by hand waits for the next look.
-            guard let modified = try? FileManager.default.attributesOfItem(atPath: path)[.modificationDate] as? Date,
-                Date().timeIntervalSince(modified) >= 0.5
-            else { continue }
-            await handle(path, name: name)
+        for name in folder.names() where Self.isRetryRequest(name) && !stuck.withLock({ $0.contains(name) }) {
+            await handle(name, in: folder)
         }
     }
 
     /// `retry…`, but not our own temporary files (dot-prefixed) nor already rejected ones.
-    static func isRetryRequest(_ name: String) -> Bool {
-        name.hasPrefix("retry") && !name.hasSuffix(".rejected")
+    static func isRetryRequest(_ name: [UInt8]) -> Bool {
+        name.starts(with: Array("retry".utf8)) && !name.reversed().starts(with: Array(".rejected".utf8).reversed())
     }
 
-    private func handle(_ path: String, name: String) async {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            reject(path, name: name, reasons: ["cannot read the file"])
+    private func handle(_ rawName: [UInt8], in folder: borrowing ControlFolder) async {
+        let name = String(decoding: rawName, as: UTF8.self)  // for the log only
+        let data: [UInt8]
+        switch folder.read(rawName, quietFor: 0.5, now: Date()) {
+        case .fresh, .gone: return  // a file still being written by hand waits for the next look
+        case .refused(let reason):
+            // Set aside unread: what it points to or shares its bytes with is none of ours to show.
+            logger.warning("control.rejected", metadata: ["file": .string(name), "reason": .string(reason)])
+            setAside(rawName, in: folder)
             return
+        case .accepted(let bytes): data = bytes
         }
         let text = String(decoding: data, as: UTF8.self)
         let lines = text.split(separator: "\n", omittingEmptySubsequences: true).map {
@@ -76,7 +91,9 @@ public final class ControlInbox: Sendable {
                 logger.info("control.retry_all", metadata: ["file": .string(name), "jobs": .stringConvertible(failed.count)])
             } else {
                 for line in lines {
-                    if let reason = try await retry(line: line, file: name) { rejected.append("\(line): \(reason)") }
+                    if let reason = try await retry(line: line, file: name) {
+                        rejected.append("\(recognisable(line)): \(reason)")
+                    }
                 }
             }
         } catch {
@@ -85,10 +102,44 @@ public final class ControlInbox: Sendable {
             return
         }
         if rejected.isEmpty {
-            try? FileManager.default.removeItem(atPath: path)
+            if let code = folder.remove(rawName) { markStuck(rawName, name, code) }
         } else {
-            reject(path, name: name, reasons: rejected)
+            for reason in rejected {
+                logger.warning("control.rejected", metadata: ["file": .string(name), "reason": .string(reason)])
+            }
+            setAside(rawName, in: folder)
         }
+    }
+
+    private func setAside(_ rawName: [UInt8], in folder: borrowing ControlFolder) {
+        if let code = folder.setAside(rawName) { markStuck(rawName, String(decoding: rawName, as: UTF8.self), code) }
+    }
+
+    /// A file the agent may not rename or remove would be acted on, and logged, every second:
+    /// it is left alone from now on, once said.
+    private func markStuck(_ rawName: [UInt8], _ name: String, _ code: Int32) {
+        stuck.withLock { _ = $0.insert(rawName) }
+        logger.warning(
+            "control.rejected",
+            metadata: ["file": .string(name), "reason": .string(
+                "cannot rename or remove it: \(String(cString: strerror(code))); it is ignored until the agent restarts")])
+    }
+
+    /// As much of a line as the log may show: a job id, or the start of a run folder under an
+    /// instrument root. Anything else could be the content of a file an operator cannot read,
+    /// so only its length is shown.
+    func recognisable(_ line: String) -> String {
+        let trimmed = line.trimmingCharacters(in: .whitespaces)
+        if !trimmed.isEmpty, trimmed.utf8.count <= 19, trimmed.utf8.allSatisfy({ (0x30...0x39).contains($0) }) {
+            return trimmed
+        }
+        if trimmed.hasPrefix("/") {
+            let absolute = LocalPath.absolute(trimmed, relativeTo: "/")
+            if configuration.instruments.contains(where: { LocalPath.isSameOrInside(absolute, $0.root) }) {
+                return trimmed.count > 120 ? String(trimmed.prefix(120)) + "…" : trimmed
+            }
+        }
+        return "a line of \(line.utf8.count) bytes"
     }
 
     /// Retries the job a line names; returns why not, if it cannot.
@@ -130,14 +181,5 @@ public final class ControlInbox: Sendable {
             guard let before = proven[entry.path], before.kind == entry.kind else { return false }
             return entry.kind == .directory || entry.isSameLocalFile(as: before)
         }
-    }
-
-    private func reject(_ path: String, name: String, reasons: [String]) {
-        for reason in reasons {
-            logger.warning("control.rejected", metadata: ["file": .string(name), "reason": .string(reason)])
-        }
-        let target = path + ".rejected"
-        try? FileManager.default.removeItem(atPath: target)
-        try? FileManager.default.moveItem(atPath: path, toPath: target)
     }
 }

@@ -26,12 +26,16 @@ public struct Doctor: Sendable {
         emit(DoctorCheck(
             name: "config", outcome: .passed,
             detail: "\(config.sourceFile) parses (\(config.instruments.count) instrument(s))"))
+        emit(LocalChecks.notWritableByOthers(
+            config.sourceFile, name: "config file", why: "which folders the agent deletes in"))
         for instrument in config.instruments {
             emit(LocalChecks.instrumentRoot(instrument))
         }
         emit(LocalChecks.stateDirectory(config.agent.stateDirectory))
         let keyCheck = LocalChecks.identityFile(config.nas.identityFile)
         emit(keyCheck)
+        emit(LocalChecks.notWritableByOthers(
+            config.nas.knownHosts, name: "known_hosts", why: "which NAS the agent trusts with the data"))
 
         let target = "\(config.nas.host):\(config.nas.port)"
         let connection: SFTPConnection

@@ -3,6 +3,8 @@ public struct DoctorCheck: Sendable, Equatable {
     public enum Outcome: String, Sendable, Equatable {
         case passed = "ok"
         case failed = "FAIL"
+        /// Works, but more people than should can read or change something.
+        case warning = "warn"
         /// Not checked because an earlier check it depends on failed.
         case skipped = "skip"
     }
@@ -20,16 +22,17 @@ public struct DoctorCheck: Sendable, Equatable {
         self.fix = fix
     }
 
-    /// `[ ok ] name: detail`, with `-> fix` after a failure.
+    /// `[ ok ] name: detail`, with `fix:` after a failure or a warning.
     public var line: String {
         let tag =
             switch outcome {
             case .passed: "[ ok ]"
             case .failed: "[FAIL]"
+            case .warning: "[warn]"
             case .skipped: "[skip]"
             }
         var text = "\(tag) \(name): \(detail)"
-        if let fix, outcome == .failed { text += "\n       fix: \(fix)" }
+        if let fix, outcome == .failed || outcome == .warning { text += "\n       fix: \(fix)" }
         return text
     }
 }

@@ -43,7 +43,34 @@ enum LocalChecks {
                 name: name, outcome: .failed, detail: "\(path) is not writable: \(String(cString: strerror(errno)))",
                 fix: "chown the folder to the user nassync runs as")
         }
+        var info = stat()
+        if stat(path, &info) == 0, info.st_mode & 0o007 != 0 {
+            return DoctorCheck(
+                name: name, outcome: .warning,
+                detail: "\(path) has mode \(String(info.st_mode & 0o7777, radix: 8)): every local user can read the "
+                    + "queue (run folders, errors); the agent closes it when it starts",
+                fix: "chmod o-rwx \(path)")
+        }
         return DoctorCheck(name: name, outcome: .passed, detail: "\(path) is writable")
+    }
+
+    /// A file whoever can write can steer the agent: the config (which folders it deletes in)
+    /// and known_hosts (which NAS it trusts with the data). Only its owner may write it.
+    static func notWritableByOthers(_ path: String, name: String, why: String) -> DoctorCheck {
+        var info = stat()
+        guard stat(path, &info) == 0 else {
+            return DoctorCheck(
+                name: name, outcome: .failed, detail: "\(path): \(String(cString: strerror(errno)))",
+                fix: "create it, or fix the path in the config")
+        }
+        let mode = info.st_mode & 0o7777
+        guard mode & 0o022 == 0 else {
+            return DoctorCheck(
+                name: name, outcome: .failed,
+                detail: "\(path) has mode \(String(mode, radix: 8)): others than its owner may change it, and so \(why)",
+                fix: "chmod go-w \(path)")
+        }
+        return DoctorCheck(name: name, outcome: .passed, detail: "\(path) is writable by its owner only")
     }
 
     static func identityFile(_ path: String) -> DoctorCheck {

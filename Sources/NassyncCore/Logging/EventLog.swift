@@ -43,6 +43,7 @@ public final class EventLog: Sendable {
         guard fd >= 0 else {
             throw LogFileError(path: path, reason: String(cString: strerror(errno)))
         }
+        FileModes.restrict(descriptor: fd)  // the agent's group may read it; others not at all
         var info = stat()
         fstat(fd, &info)
         state.withLock { state in
@@ -95,6 +96,7 @@ public final class EventLog: Sendable {
         if stat(path, &info) == 0 && info.st_ino == state.inode { return }
         let fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o640)
         guard fd >= 0 else { return }  // keep writing to the old file rather than lose lines
+        FileModes.restrict(descriptor: fd)
         var fresh = stat()
         fstat(fd, &fresh)
         if state.descriptor >= 0 { close(state.descriptor) }

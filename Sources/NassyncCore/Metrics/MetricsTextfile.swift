@@ -74,6 +74,9 @@ public enum MetricsTextfile {
         try FileManager.default.createDirectory(atPath: LocalPath.parent(of: path), withIntermediateDirectories: true)
         let temporary = path + ".tmp"
         try Data(text.utf8).write(to: URL(fileURLWithPath: temporary))
+        // node_exporter runs as a user of its own: counts only, no names, so anyone may read it.
+        chmod(LocalPath.parent(of: path), 0o755)
+        chmod(temporary, 0o644)
         guard rename(temporary, path) == 0 else {
             throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: path])
         }

@@ -12,9 +12,11 @@ final class StateDirectoryLock: Sendable {
     let path: String
     private let descriptor: Int32
 
+    static let fileName = "agent.lock"
+
     init(stateDirectory: String) throws {
-        path = stateDirectory + "/agent.lock"
-        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        path = stateDirectory + "/" + Self.fileName
+        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o640)
         guard fd >= 0 else {
             throw QueueError(.io, "cannot open the lock file \(path): \(String(cString: strerror(errno)))")
         }
