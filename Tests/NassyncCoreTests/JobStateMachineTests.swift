@@ -11,6 +11,8 @@ struct JobStateMachineTests {
         "cleanup_eligible>cleaned",
         // Back to the queue to transfer again.
         "running>queued", "awaiting_verify>queued", "verified>queued", "cleanup_eligible>queued",
+        // More passes required since (verify.passes raised on SIGHUP).
+        "verified>awaiting_verify", "cleanup_eligible>awaiting_verify",
         // Staying put with a note: a pass counted, a backoff after a transient failure.
         "awaiting_verify>awaiting_verify", "verified>verified", "cleanup_eligible>cleanup_eligible",
         // Failing from every live state.

@@ -293,6 +293,99 @@ struct PipelineTests {
         #expect(p.log.events("verify.passed").last?.metadata["pass"] == "2/2")
     }
 
+    @Test("verify.passes raised on SIGHUP sends proven jobs back for the passes they lack, spaced by the interval")
+    func raisedPassesAreMadeUp() async throws {
+        let p = try Pipeline("more-passes")
+        let live = LiveConfiguration(p.configuration)
+        let reaper = Reaper(configuration: p.configuration, queue: p.queue, logger: p.log.logger, clock: p.clock.function, live: live)
+        let verifier = Verifier(configuration: p.configuration, queue: p.queue, logger: p.log.logger, live: live)
+        let eligible = try await p.queueRun("eligible", files: ["a": [1]])
+        try await readyToClean(p, eligible)
+        let listed = try await p.queue.transition(job: eligible, to: .cleanupEligible, reason: "old enough")
+        let verified = try await p.queueRun("verified", files: ["b": [2]])
+        try await readyToClean(p, verified)
+
+        var edited = p.configuration
+        edited.verify.passes = 3
+        _ = live.reload(edited)
+        await reaper.clean(listed)  // positive control of "stranded": not cleaned with 2 of 3 passes
+        #expect(try await p.job(eligible).state == .cleanupEligible)
+        await reaper.sweep()
+        for id in [eligible, verified] {
+            let job = try await p.job(id)
+            #expect(job.state == .awaitingVerify, "job \(id)")
+            #expect(job.verifyPasses == 2)
+            #expect(job.nextAttemptAt.map { $0 > p.clock.now } == false, "the interval since the last pass is long past")
+        }
+        #expect(p.log.events("verify.more_passes").count == 2)
+        for job in try await p.queue.dueJobs(in: .awaitingVerify) { await verifier.verify(job) }
+        #expect(try await p.job(eligible).state == .verified)
+        #expect(p.log.events("verify.passed").last?.metadata["pass"] == "3/3")
+        p.clock.advance(by: .seconds(1))
+        await reaper.sweep()
+        await reaper.sweep()
+        #expect(try await p.job(eligible).state == .cleaned)
+        #expect(!FileManager.default.fileExists(atPath: p.root + "/eligible/a"))
+    }
+
+    @Test("transient failures stop counting after progress; a NAS that keeps spoiling copies still fails the job")
+    func attemptsResetAfterProgress() async throws {
+        let p = try Pipeline("attempts")  // backoff: 30s, 2m; the third failure in a row fails
+        let blip = JobFailure("connection reset", isTransient: true)
+        let id = try await p.queueRun("run", files: ["a": pseudoRandomBytes(count: 1_000, seed: 6)])
+        _ = try #require(try await p.queue.claim(worker: "w1"))
+        #expect(try await p.queue.recordFailure(job: id, blip).attempts == 1)
+        p.clock.advance(by: .seconds(30))
+        try await p.transfer()
+        #expect(try await p.job(id).attempts == 0, "a transfer done is progress")
+        _ = try await p.queue.recordFailure(job: id, blip, expected: .awaitingVerify)
+        #expect(try await p.queue.recordFailure(job: id, blip, expected: .awaitingVerify).attempts == 2)
+        p.clock.advance(by: .seconds(120))
+        try await p.verifyDue()
+        var job = try await p.job(id)
+        #expect(job.verifyPasses == 1 && job.attempts == 0, "a pass is progress")
+        _ = try await p.queue.recordFailure(job: id, blip, expected: .awaitingVerify)
+        job = try await p.queue.recordFailure(job: id, blip, expected: .awaitingVerify)
+        #expect(job.state == .awaitingVerify && job.attempts == 2, "six failures over its life, never three in a row")
+        // Positive control: a third in a row fails it.
+        #expect(try await p.queue.recordFailure(job: id, blip, expected: .awaitingVerify).state == .failed)
+
+        // A copy spoiled on every pass: resending is no progress, so the mismatches add up.
+        let spoiled = try await p.queueRun("spoiled", files: ["b": pseudoRandomBytes(count: 1_000, seed: 7)])
+        try await p.transfer()
+        var attempts: [Int] = []
+        for _ in 0..<3 {
+            try Data([0]).write(to: URL(fileURLWithPath: p.remoteRoot + "/SEQ_1/spoiled/b"))
+            try await p.verifyDue()
+            attempts.append(try await p.job(spoiled).attempts)
+            p.clock.advance(by: .seconds(3600))
+            if try await p.job(spoiled).state == .queued { try await p.transfer() }
+        }
+        #expect(attempts == [1, 2, 3])
+        #expect(try await p.job(spoiled).state == .failed)
+    }
+
+    @Test("a run that keeps changing before each cleanup fails on the third refusal, with the reason; nothing deleted")
+    func refusalsAreCounted() async throws {
+        let p = try Pipeline("refusals")
+        let id = try await p.queueRun("run", files: ["a": [1]])
+        var states: [JobState] = []
+        for round in 1...3 {
+            try await readyToClean(p, id)
+            try Data([UInt8(round), 1]).write(to: URL(fileURLWithPath: p.root + "/run/a"))  // touched again
+            await p.reaper.sweep()
+            await p.reaper.sweep()
+            states.append(try await p.job(id).state)
+            p.clock.advance(by: .seconds(60))
+        }
+        #expect(states == [.queued, .queued, .failed])
+        let job = try await p.job(id)
+        #expect(job.lastError?.contains("cleanup refused 3 times") == true, "\(job.lastError ?? "")")
+        #expect(job.lastError?.contains("changed since it was hashed: a") == true, "\(job.lastError ?? "")")
+        #expect(p.log.events("job.failed").count == 1)
+        #expect(FileManager.default.fileExists(atPath: p.root + "/run/a"), "nothing deleted")
+    }
+
     @Test("a local file appended to after hashing is not deleted, and the job is queued again")
     func localChangeAfterHashing() async throws {
         let p = try Pipeline("local-change")
@@ -441,6 +534,25 @@ struct PipelineTests {
         let job = try await p.job(id)
         #expect(job.verifyPasses == 1, "\(job.lastError ?? "")")
         #expect(p.log.events("verify.passed").first?.metadata["method"] == "remote-command")
+    }
+
+    @Test("names full of quotes, which quoting makes four times longer, still fit one SSH packet per batch")
+    func manyQuotedNames() async throws {
+        let p = try Pipeline("quoted-batches", method: "remote-command")
+        var files: [String: [UInt8]] = [:]
+        for index in 0..<150 {
+            files[String(repeating: "'", count: 200) + "\(index)"] = [UInt8(index % 256)]
+        }
+        let id = try await p.queueRun("run", files: files)
+        try await p.transfer()
+        try await p.verifyDue()
+        let job = try await p.job(id)
+        #expect(job.verifyPasses == 1, "\(job.lastError ?? "")")
+        #expect(p.log.events("verify.passed").first?.metadata["method"] == "remote-command")
+        let paths = (0..<150).map { p.remoteRoot + "/" + String(repeating: "'", count: 200) + "\($0)" }
+        for batch in Verifier.batches(paths) {
+            #expect(try ShellQuoting.command(["sha256sum", "--"] + batch).utf8.count < 28_100)
+        }
     }
 
     /// Transfer and both passes, and min_age passed: ready for the reaper.

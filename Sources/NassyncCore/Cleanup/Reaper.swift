@@ -46,6 +46,12 @@ public final class Reaper: Sendable {
     /// Promotes verified jobs old enough, then cleans the eligible ones (when cleanup is enabled).
     public func sweep() async {
         do {
+            let required = configuration.verify.passes
+            for state in [JobState.verified, .cleanupEligible] {
+                for job in try await queue.jobs(in: state) where job.verifyPasses < required && !Task.isCancelled {
+                    try await awaitMorePasses(job, required: required)
+                }
+            }
             for job in try await queue.jobs(in: .verified) where !Task.isCancelled {
                 try await promoteIfOldEnough(job)
             }
@@ -72,6 +78,29 @@ public final class Reaper: Sendable {
         } catch {
             logger.error("queue.error", metadata: ["error": .string("\(error)")])
         }
+    }
+
+    /// `verify.passes` was raised since the job was proven: it goes back for the passes it
+    /// lacks, the next one spaced by the interval from its last.
+    private func awaitMorePasses(_ job: Job, required: Int) async throws {
+        let interval = configuration.verify.interval.timeInterval
+        let nextPass = (job.verifiedAt ?? clock()).addingTimeInterval(interval)
+        do {
+            try await queue.transition(
+                job: job.id!, to: .awaitingVerify, from: job.state, reason: "more passes required",
+                detail: "verify.passes is now \(required); \(job.verifyPasses) so far"
+            ) { job in
+                job.verifiedAt = nil
+                job.nextAttemptAt = nextPass
+            }
+        } catch let error as QueueError where error.code == .illegalTransition {
+            return  // it moved on meanwhile
+        }
+        logger.notice(
+            "verify.more_passes",
+            metadata: ["job": .stringConvertible(job.id!), "run": .string(job.runPath),
+                       "passes": .string("\(job.verifyPasses)/\(required)"),
+                       "next_attempt_at": .string(Timestamp.iso8601(nextPass))])
     }
 
     private func promoteIfOldEnough(_ job: Job) async throws {
@@ -221,11 +250,18 @@ public final class Reaper: Sendable {
         return missing
     }
 
+    /// Refusals in a row (since creation or the last manual retry) after which the job fails.
+    static let refusalLimit = 3
+
     private func requeue(_ job: Job, reason: String) async throws {
-        try await queue.requeueChanged(job: job.id!, expected: .cleanupEligible, reason: "cleanup refused", detail: reason)
+        let updated = try await queue.refuseCleanup(job: job.id!, reason: reason, limit: Self.refusalLimit)
+        let failed = updated.state == .failed
         logger.warning(
             "cleanup.refused",
             metadata: ["job": .stringConvertible(job.id!), "run": .string(job.runPath), "reason": .string(reason),
-                       "action": "queued again; nothing deleted"])
+                       "action": .string(failed
+                           ? "job failed: refused \(Self.refusalLimit) times; nothing deleted"
+                           : "queued again; nothing deleted")])
+        if failed { logger.error("job.failed", metadata: updated.failureMetadata) }
     }
 }

@@ -156,6 +156,41 @@ extension JobQueue {
         }
     }
 
+    /// The reaper found the run not as it was proven: back to the queue to be sent and proven
+    /// again, like `requeueChanged`. But a run that something keeps touching would go round
+    /// forever, so the `limit`-th refusal since the job was created or last retried by hand fails
+    /// it, with the reason, for an admin to look at.
+    @discardableResult
+    public func refuseCleanup(job id: Int64, reason: String, limit: Int) async throws -> Job {
+        let now = self.now()
+        return try await write { db in
+            var job = try Self.fetchJob(db, id)
+            try Self.check(job, expected: .cleanupEligible, claimedBy: nil)
+            let earlier = try Int.fetchOne(
+                db,
+                sql: """
+                    SELECT count(*) FROM events WHERE job_id = ? AND reason = 'cleanup refused' AND id > coalesce(
+                        (SELECT max(id) FROM events WHERE job_id = ? AND reason = 'manual retry'), 0)
+                    """,
+                arguments: [id, id]) ?? 0
+            if earlier + 1 >= limit {
+                try self.applyFailure(
+                    db, &job,
+                    JobFailure(
+                        "cleanup refused \(earlier + 1) times, the run changing each time; last: \(reason)",
+                        isTransient: false),
+                    reason: "cleanup refused", at: now)
+            } else {
+                let from = job.state
+                job.state = .queued
+                job.nextAttemptAt = nil
+                job.forgetProof()
+                try self.save(db, &job, from: from, reason: "cleanup refused", detail: reason, at: now)
+            }
+            return job
+        }
+    }
+
     /// Writes the row and its event; a job that is not `running` holds no claim. The state
     /// machine is checked here too, so no path can write an illegal move.
     func save(_ db: Database, _ job: inout Job, from: JobState, reason: String, detail: String?, at now: Date) throws {

@@ -77,6 +77,7 @@ extension JobQueue {
             let bad = findings.filter { $0.outcome != .match }
             if bad.isEmpty {
                 job.verifyPasses += 1
+                job.attempts = 0  // progress: earlier transient failures no longer count against the job
                 job.firstVerifiedAt = job.firstVerifiedAt ?? now
                 if job.verifyPasses >= requiredPasses {
                     job.state = .verified

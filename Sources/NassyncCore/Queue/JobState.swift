@@ -18,7 +18,8 @@ public enum JobState: String, Codable, Sendable, CaseIterable, Comparable {
     /// Besides the forward path: any live job can go back to `queued` when its transfer must be
     /// redone (a transient failure, a verify mismatch, a local file that changed, a stop); a
     /// job after its transfer may stay in its state with a note (a pass counted, a transient
-    /// failure waiting out its backoff); and `failed → queued` is the manual retry.
+    /// failure waiting out its backoff); a proven job goes back to `awaiting_verify` when
+    /// `verify.passes` was raised; and `failed → queued` is the manual retry.
     public func canMove(to next: JobState) -> Bool {
         switch (self, next) {
         case (.queued, .running), (.running, .awaitingVerify), (.awaitingVerify, .verified),
@@ -27,6 +28,8 @@ public enum JobState: String, Codable, Sendable, CaseIterable, Comparable {
         case (.awaitingVerify, .awaitingVerify), (.verified, .verified), (.cleanupEligible, .cleanupEligible):
             true
         case (.running, .queued), (.awaitingVerify, .queued), (.verified, .queued), (.cleanupEligible, .queued):
+            true
+        case (.verified, .awaitingVerify), (.cleanupEligible, .awaitingVerify):
             true
         case (.failed, .queued):
             true

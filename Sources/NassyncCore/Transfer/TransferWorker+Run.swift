@@ -20,6 +20,8 @@ extension TransferWorker {
         var sentBytes: Int64 = 0
         var skipped = 0
         var seconds = 0.0
+        /// Some files were sent again because a verify pass found them wrong or missing.
+        var answeredMismatch = false
     }
 
     func transfer(_ job: Job) async throws -> Outcome {
@@ -83,6 +85,7 @@ extension TransferWorker {
         if progress.stopped || Task.isCancelled { return .stopped }
         try await writeRemoteManifest(progress.manifest, runFolder: location.nasPath, sftp)
         var summary = progress.summary
+        summary.answeredMismatch = files.contains { $0.transferState == .resend }
         let elapsed = ContinuousClock.now - start
         summary.seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
         return .done(summary)

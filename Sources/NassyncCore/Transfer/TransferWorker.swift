@@ -90,6 +90,10 @@ public final class TransferWorker: Sendable {
                     job.nextAttemptAt = nil
                     // Passes kept by a manual retry prove the NAS as it was; a file sent now is not covered.
                     if resent > 0 { job.forgetProof() }
+                    // A transfer done is progress, and earlier transient failures stop counting. Not
+                    // after a verify mismatch, though: a NAS that keeps spoiling copies must still
+                    // use up the backoff and fail, not be resent forever.
+                    if !summary.answeredMismatch { job.attempts = 0 }
                 }
                 logger.info(
                     "transfer.finished",

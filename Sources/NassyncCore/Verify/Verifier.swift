@@ -193,7 +193,9 @@ public final class Verifier: Sendable {
         var current: [String] = []
         var length = 0
         for path in paths {
-            let cost = path.utf8.count + 3
+            // What the command line really holds: the quoted word and its space (a name full of
+            // `'` grows to several times its length).
+            let cost = ((try? ShellQuoting.quote(path))?.utf8.count ?? 4 * path.utf8.count + 2) + 1
             if !current.isEmpty && length + cost > limit {
                 batches.append(current)
                 current = []
