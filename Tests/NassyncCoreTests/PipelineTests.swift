@@ -24,18 +24,18 @@ struct PipelineTests {
 
         init(
             _ label: String, key: String? = nil, method: String = "auto", passes: Int = 2, cleanup: Bool = true,
-            port: Int? = nil, knownHosts: String? = nil, remoteCommand: String = "sha256sum"
+            port: Int? = nil, knownHosts: String? = nil, remoteCommand: String = "sha256sum", remoteRoot: String? = nil
         ) throws {
             nas = try TestNAS.require()
             folder = try makeLocalFolder("pipeline-" + label)
             root = folder + "/instrument"
             try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
-            remoteRoot = try nas.makeRemoteFolder("pipeline-" + label)
+            self.remoteRoot = try remoteRoot ?? nas.makeRemoteFolder("pipeline-" + label)
             let text = """
                 [agent]
                 state_dir = "state"
                 log_file = "-"
-                \(nas.configSection(root: remoteRoot, identityFile: key, knownHosts: knownHosts, port: port))
+                \(nas.configSection(root: self.remoteRoot, identityFile: key, knownHosts: knownHosts, port: port))
                 [verify]
                 passes = \(passes)
                 interval = "1h"

@@ -15,9 +15,20 @@ public final class Verifier: Sendable {
     let connect: TransferWorker.Connector
     /// `agent.streams` connections, hashing different files at once; the first also probes.
     let lanes: [ConnectionSlot]
-    /// The method `auto` chose for the current connection (probed once per connection and
-    /// hash command).
-    private let chosen = LockedValue<(connection: UUID, command: [String], method: Configuration.VerifyMethod)?>(nil)
+    /// What was found out about the NAS on the current connection (probed once per connection
+    /// and hash command).
+    private let chosen = LockedValue<(connection: UUID, command: [String], found: Capabilities)?>(nil)
+    /// The last `verify.method` line logged, so a reconnect to the same NAS does not repeat it.
+    private let reported = LockedValue<Capabilities?>(nil)
+
+    /// How this NAS can be verified: the method, and whether a pass can read its disk.
+    struct Capabilities: Sendable, Equatable {
+        var method: Configuration.VerifyMethod
+        /// Cached pages can be dropped before hashing (see `PageCacheDrop`).
+        var dropsCache: Bool
+        /// Why the method or the cache handling is what it is, for the log.
+        var reason: String?
+    }
 
     /// `live`, when given, is the agent's shared settings (its `[verify]` may change later).
     public init(
@@ -51,12 +62,16 @@ public final class Verifier: Sendable {
             guard let nasPath = job.nasPath else {
                 throw TransferFailure(message: "job \(id) has no NAS path", isTransient: false)
             }
-            let method = try await method(for: try await lanes[0].get(connect))
-            let findings = try await hash(manifest, in: nasPath, method: method)
+            let found = try await capabilities(for: try await lanes[0].get(connect))
+            let method = found.method
+            // The first pass follows the transfer, whose bytes the NAS has just written and
+            // fsynced; every later pass must find them on its disk.
+            let readsDisk = found.dropsCache && job.verifyPasses >= 1
+            let findings = try await hash(manifest, in: nasPath, method: method, dropCache: readsDisk)
             let updated = try await queue.recordVerifyPass(
-                job: id, findings: findings, method: method.rawValue, requiredPasses: configuration.verify.passes,
-                interval: configuration.verify.interval)
-            report(job, updated, findings, method: method)
+                job: id, findings: findings, method: method.rawValue + (readsDisk ? " (disk)" : ""),
+                requiredPasses: configuration.verify.passes, interval: configuration.verify.interval)
+            report(job, updated, findings, method: method, read: readsDisk ? "disk" : "cache")
         } catch let error as QueueError where error.code == .illegalTransition {
             // The job moved on, or its files changed, while the pass ran: the pass proves nothing.
             logger.notice(
@@ -67,11 +82,13 @@ public final class Verifier: Sendable {
         }
     }
 
-    private func report(_ job: Job, _ updated: Job, _ findings: [VerifyFinding], method: Configuration.VerifyMethod) {
+    private func report(
+        _ job: Job, _ updated: Job, _ findings: [VerifyFinding], method: Configuration.VerifyMethod, read: String
+    ) {
         let bad = findings.filter { $0.outcome != .match }
         var metadata: Logger.Metadata = [
             "job": .stringConvertible(job.id!), "run": .string(job.runPath), "method": .string(method.rawValue),
-            "files": .stringConvertible(findings.count),
+            "files": .stringConvertible(findings.count), "read": .string(read),
         ]
         if bad.isEmpty {
             metadata["pass"] = .string("\(updated.verifyPasses)/\(configuration.verify.passes)")
@@ -102,40 +119,90 @@ public final class Verifier: Sendable {
         }
     }
 
-    /// The configured method; for `auto`, probed once per connection with a file of known content.
-    func method(for sftp: SFTPConnection) async throws -> Configuration.VerifyMethod {
+    /// The configured method (for `auto`, the one that works), and whether passes can read the
+    /// NAS's disk: probed once per connection with a file of known content.
+    func capabilities(for sftp: SFTPConnection) async throws -> Capabilities {
         let verify = configuration.verify
-        guard verify.method == .auto else { return verify.method }
         let key = sftp.id
         if let cached = chosen.get(), cached.connection == key, cached.command == verify.remoteCommand {
-            return cached.method
+            return cached.found
         }
-
-        let probeName = ".nassync-probe-\(UUID().uuidString)"
-        let remote = RemotePath.join(configuration.nas.root, probeName)
-        let content = Array("nassync verify probe \(probeName)\n".utf8)
-        try await sftp.writeFile(content, to: remote, fsync: false)
-        let result = try await RemoteHashProbe.probe(
-            sftp, command: verify.remoteCommand, probePath: remote,
-            expectedSHA256: hexString(SHA256.hash(data: content)))
-        try? await sftp.remove(remote)
-        let method: Configuration.VerifyMethod
-        switch result {
-        case .works:
-            method = .remoteCommand
-        case .unusable(let reason):
-            method = .readBack
-            logger.notice("verify.method", metadata: ["method": "read-back", "reason": .string(reason)])
+        var found: Capabilities
+        if verify.method == .readBack {
+            found = Capabilities(method: .readBack, dropsCache: false, reason: Self.readBackCacheNote)
+        } else {
+            let probeName = ".nassync-probe-\(UUID().uuidString)"
+            let remote = RemotePath.join(configuration.nas.root, probeName)
+            let content = Array("nassync verify probe \(probeName)\n".utf8)
+            try await sftp.writeFile(content, to: remote, fsync: false)
+            let probed: Result<Capabilities, any Error>
+            do {
+                probed = .success(try await probe(sftp, file: remote, content: content, method: verify.method))
+            } catch {
+                probed = .failure(error)
+            }
+            try? await sftp.remove(remote)
+            found = try probed.get()
         }
-        chosen.swap((key, verify.remoteCommand, method))
-        return method
+        chosen.swap((key, verify.remoteCommand, found))
+        if reported.swap(found) != found {
+            var metadata: Logger.Metadata = [
+                "method": .string(found.method.rawValue),
+                "cache": .string(found.dropsCache
+                    ? "dropped before every pass after the first (dd iflag=nocache): those passes read the disk"
+                    : "not bypassed"),
+            ]
+            if let reason = found.reason { metadata["reason"] = .string(reason) }
+            logger.notice("verify.method", metadata: metadata)
+        }
+        return found
     }
+
+    /// What the NAS can do, tried on `file` (holding `content`): run the hash command (for
+    /// `auto`; `remote-command` was chosen by the admin), and drop a file's cached pages.
+    private func probe(
+        _ sftp: SFTPConnection, file: String, content: [UInt8], method: Configuration.VerifyMethod
+    ) async throws -> Capabilities {
+        if method == .auto {
+            let result = try await RemoteHashProbe.probe(
+                sftp, command: configuration.verify.remoteCommand, probePath: file,
+                expectedSHA256: hexString(SHA256.hash(data: content)))
+            if case .unusable(let reason) = result {
+                return Capabilities(method: .readBack, dropsCache: false, reason: reason + "; " + Self.readBackCacheNote)
+            }
+        }
+        if let problem = try await PageCacheDrop.probe(sftp, probePath: file) {
+            return Capabilities(
+                method: .remoteCommand, dropsCache: false,
+                reason: problem + "; passes may be answered from the NAS's page cache, and only their spacing "
+                    + "defends against a disk that rots under it")
+        }
+        return Capabilities(method: .remoteCommand, dropsCache: true, reason: nil)
+    }
+
+    static let readBackCacheNote =
+        "read-back over SFTP is served from the NAS's page cache when it holds the file; only the spacing of "
+        + "passes (verify.interval) defends against a disk that rots under it"
 
     /// Hashes every file on the NAS, spread over the lanes. Names a hash command cannot print
     /// unambiguously are read back.
-    func hash(_ files: [ManifestEntry], in nasPath: String, method: Configuration.VerifyMethod) async throws
-        -> [VerifyFinding]
-    {
+    func hash(
+        _ files: [ManifestEntry], in nasPath: String, method: Configuration.VerifyMethod, dropCache: Bool = false
+    ) async throws -> [VerifyFinding] {
+        if dropCache {
+            // Every file first, the read-back ones too, then the hashing: all of it from the disk.
+            let drops = SharedHashing(Self.batches(files.map { RemotePath.join(nasPath, $0.path) }).map(HashWork.command))
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for lane in lanes {
+                    group.addTask {
+                        while case .command(let paths)? = drops.next() {
+                            try await PageCacheDrop.drop(paths, try await lane.get(self.connect))
+                        }
+                    }
+                }
+                try await group.waitForAll()
+            }
+        }
         var work: [HashWork] = []
         var readBack = files
         if method == .remoteCommand {
