@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import Testing
 import TestSupport
 
@@ -21,6 +22,34 @@ struct JobQueueTests {
         #expect(try await queue.job(named: "/data/a") == first.job)
         #expect(try await queue.job(named: "/data/b") == nil)
         #expect(try await queue.events(job: first.job.id!).count == 1)
+    }
+
+    @Test("a queue from before run identities is upgraded with every job, manifest row and event kept")
+    func upgradeToRunIdentity() async throws {
+        let folder = try makeLocalFolder("upgrade-v4")
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let path = folder + "/" + JobQueue.fileName
+        do {
+            let old = try DatabaseQueue(path: path)
+            try QueueSchema.migrator.migrate(old, upTo: "v3: events by reason, for metrics")
+            try await old.write { db in
+                try db.execute(sql: """
+                    INSERT INTO jobs (id, run_path, instrument, state, enqueued_at, updated_at, nas_path, files, bytes)
+                    VALUES (7, '/data/a', 'I', 'awaiting_verify', '2026-11-01 10:00:00', '2026-11-01 10:00:00', '/nas/a', 1, 3);
+                    INSERT INTO files (job_id, path, kind, size, sha256, transfer_state) VALUES (7, 'f', 'file', 3, 'abc', 'sent');
+                    INSERT INTO events (job_id, at, to_state, reason) VALUES (7, '2026-11-01 10:00:00', 'queued', 'enqueued');
+                    """)
+            }
+            try old.close()
+        }
+        let queue = try JobQueue(stateDirectory: folder, access: .agent)
+        let job = try #require(try await queue.job(id: 7))
+        #expect(job.state == .awaitingVerify && job.nasPath == "/nas/a" && job.runID == nil)
+        #expect(try await queue.manifest(job: 7).map(\.path) == ["f"], "the manifest survived the table rebuild")
+        #expect(try await queue.events(job: 7).count == 1)
+        #expect(try await queue.enqueue(runPath: "/data/a", instrument: "I", nasPath: nil).created == false)
+        let fresh = try await queue.enqueue(runPath: "/data/b", instrument: "I", nasPath: nil).job
+        #expect(fresh.id == 8 && fresh.runID?.count == 36, "new jobs get an identity, and ids are never reused")
     }
 
     @Test("transient failures back off 30s, 2m, 8m, 30m, 2h, each step once, then the job fails")

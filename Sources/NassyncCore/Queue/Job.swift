@@ -7,7 +7,7 @@ public struct Job: Sendable, Equatable, FetchableRecord, TableRecord, Identifiab
 
     /// Never reused, so an id in a log line or a signal file always means the same run.
     public var id: Int64?
-    /// Absolute local path of the run directory; one job per path.
+    /// Absolute local path of the run directory; one job per path until it is cleaned.
     public var runPath: String
     /// The `[[instrument]]` id the run belongs to.
     public var instrument: String
@@ -37,6 +37,10 @@ public struct Job: Sendable, Equatable, FetchableRecord, TableRecord, Identifiab
     public var files: Int
     public var bytes: Int64
     public var updatedAt: Date
+    /// Which run this is, whatever its folder is called: written into `.nassync/identity` of its
+    /// NAS folder, so a folder of another run (or of the same name come back) is never written
+    /// over, even by an agent with a fresh queue.
+    public var runID: String?
 
     public enum Columns {
         public static let id = Column("id")
@@ -77,6 +81,7 @@ extension Job {
         files = row["files"]
         bytes = row["bytes"]
         updatedAt = row["updated_at"]
+        runID = row["run_id"]
     }
 }
 

@@ -23,7 +23,8 @@ extension JobQueue {
         }
     }
 
-    /// Queues `runPath`, or returns its existing job untouched.
+    /// Queues `runPath`, or returns its job untouched if it has one not yet cleaned. A cleaned
+    /// run's folder holding files again is a new run, with a job of its own.
     public func enqueue(
         runPath: String, instrument: String, nasPath: String?, priority: Int = 0,
         reason: String = "enqueued", detail: String? = nil
@@ -40,7 +41,7 @@ extension JobQueue {
         let now = self.now()
         return try await write { db in
             try requests.map { request in
-                if let existing = try Self.fetchJob(db, runPath: request.runPath) {
+                if let existing = try Self.fetchOpenJob(db, runPath: request.runPath) {
                     return EnqueueResult(job: existing, created: false)
                 }
                 let id = try Self.insertJob(db, request, at: now)

@@ -76,11 +76,14 @@ extension JobQueue {
         }
     }
 
-    /// Jobs by run path for the given paths' instrument (one query for a whole scan).
+    /// Each run folder's job for the given instrument (one query for a whole scan): the one not
+    /// yet cleaned, else the last cleaned one.
     public func jobsByRunPath(instrument: String) async throws -> [String: Job] {
         try await read { db in
-            let jobs = try Job.fetchAll(db, sql: "SELECT * FROM jobs WHERE instrument = ?", arguments: [instrument])
-            return Dictionary(uniqueKeysWithValues: jobs.map { ($0.runPath, $0) })
+            let jobs = try Job.fetchAll(
+                db, sql: "SELECT * FROM jobs WHERE instrument = ? ORDER BY state <> 'cleaned', id", arguments: [instrument])
+            // Later rows win: open jobs come after cleaned ones, newer after older.
+            return Dictionary(jobs.map { ($0.runPath, $0) }, uniquingKeysWith: { _, later in later })
         }
     }
 }

@@ -14,18 +14,31 @@ extension JobQueue {
         return job
     }
 
+    /// The run folder's job: the one not yet cleaned if there is one (there is at most one),
+    /// else the last cleaned one.
     static func fetchJob(_ db: Database, runPath: String) throws -> Job? {
-        try Job.fetchOne(db.cachedStatement(sql: "SELECT * FROM jobs WHERE run_path = ?"), arguments: [runPath])
+        try Job.fetchOne(
+            db.cachedStatement(
+                sql: "SELECT * FROM jobs WHERE run_path = ? ORDER BY state = 'cleaned', id DESC LIMIT 1"),
+            arguments: [runPath])
+    }
+
+    /// The run folder's job not yet cleaned, if any.
+    static func fetchOpenJob(_ db: Database, runPath: String) throws -> Job? {
+        try Job.fetchOne(
+            db.cachedStatement(sql: "SELECT * FROM jobs WHERE run_path = ? AND state <> 'cleaned'"), arguments: [runPath])
     }
 
     /// Inserts a new `queued` job and returns its id.
     static func insertJob(_ db: Database, _ request: EnqueueRequest, at now: Date) throws -> Int64 {
         try db.cachedStatement(
             sql: """
-                INSERT INTO jobs (run_path, instrument, state, priority, enqueued_at, nas_path, updated_at)
-                VALUES (?, ?, 'queued', ?, ?, ?, ?)
+                INSERT INTO jobs (run_path, instrument, state, priority, enqueued_at, nas_path, updated_at, run_id)
+                VALUES (?, ?, 'queued', ?, ?, ?, ?, ?)
                 """
-        ).execute(arguments: [request.runPath, request.instrument, request.priority, now, request.nasPath, now])
+        ).execute(arguments: [
+            request.runPath, request.instrument, request.priority, now, request.nasPath, now, UUID().uuidString.lowercased(),
+        ])
         return db.lastInsertedRowID
     }
 
@@ -36,13 +49,13 @@ extension JobQueue {
                 UPDATE jobs SET instrument = ?, state = ?, priority = ?, attempts = ?, last_attempt_at = ?,
                     next_attempt_at = ?, last_error = ?, verify_passes = ?, first_verified_at = ?, verified_at = ?,
                     enqueued_at = ?, nas_path = ?, claimed_by = ?, claimed_at = ?, heartbeat_at = ?, files = ?,
-                    bytes = ?, updated_at = ?
+                    bytes = ?, updated_at = ?, run_id = ?
                 WHERE id = ?
                 """
         ).execute(arguments: [
             job.instrument, job.state.rawValue, job.priority, job.attempts, job.lastAttemptAt, job.nextAttemptAt,
             job.lastError, job.verifyPasses, job.firstVerifiedAt, job.verifiedAt, job.enqueuedAt, job.nasPath,
-            job.claimedBy, job.claimedAt, job.heartbeatAt, job.files, job.bytes, job.updatedAt, job.id,
+            job.claimedBy, job.claimedAt, job.heartbeatAt, job.files, job.bytes, job.updatedAt, job.runID, job.id,
         ])
     }
 

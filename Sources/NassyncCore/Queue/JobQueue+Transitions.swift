@@ -191,6 +191,20 @@ extension JobQueue {
         }
     }
 
+    /// Records the NAS folder a running job's transfer claimed, and the run identity written
+    /// into it, if `worker` still holds the job.
+    public func setNASFolder(job id: Int64, nasPath: String, runID: String, worker: String) async throws {
+        let now = self.now()
+        try await write { db in
+            var job = try Self.fetchJob(db, id)
+            try Self.check(job, expected: .running, claimedBy: worker)
+            job.nasPath = nasPath
+            job.runID = runID
+            job.updatedAt = now
+            try Self.updateJob(db, job)
+        }
+    }
+
     /// Writes the row and its event; a job that is not `running` holds no claim. The state
     /// machine is checked here too, so no path can write an illegal move.
     func save(_ db: Database, _ job: inout Job, from: JobState, reason: String, detail: String?, at now: Date) throws {

@@ -104,6 +104,50 @@ enum QueueSchema {
         migrator.registerMigration("v3: events by reason, for metrics") { db in
             try db.execute(sql: "CREATE INDEX events_reason ON events (reason, at)")
         }
+        // GRDB runs a migration with foreign keys off (checked at the end), so rebuilding `jobs`
+        // this way leaves the rows of `files` and `verify_results` that point at it in place.
+        migrator.registerMigration("v4: run identity; a run folder may hold a new run once cleaned") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE jobs_v4 (
+                        id INTEGER PRIMARY KEY AUTOINCREMENT,
+                        run_path TEXT NOT NULL,
+                        instrument TEXT NOT NULL,
+                        state TEXT NOT NULL CHECK (state IN ('queued', 'running', 'awaiting_verify', 'verified',
+                                                             'cleanup_eligible', 'cleaned', 'failed')),
+                        priority INTEGER NOT NULL DEFAULT 0,
+                        attempts INTEGER NOT NULL DEFAULT 0,
+                        last_attempt_at DATETIME,
+                        next_attempt_at DATETIME,
+                        last_error TEXT,
+                        verify_passes INTEGER NOT NULL DEFAULT 0,
+                        first_verified_at DATETIME,
+                        verified_at DATETIME,
+                        enqueued_at DATETIME NOT NULL,
+                        nas_path TEXT,
+                        claimed_by TEXT,
+                        claimed_at DATETIME,
+                        heartbeat_at DATETIME,
+                        files INTEGER NOT NULL DEFAULT 0,
+                        bytes INTEGER NOT NULL DEFAULT 0,
+                        updated_at DATETIME NOT NULL,
+                        -- Written into .nassync/identity of the run's NAS folder: which run the folder holds.
+                        run_id TEXT
+                    );
+                    INSERT INTO jobs_v4 (id, run_path, instrument, state, priority, attempts, last_attempt_at,
+                        next_attempt_at, last_error, verify_passes, first_verified_at, verified_at, enqueued_at,
+                        nas_path, claimed_by, claimed_at, heartbeat_at, files, bytes, updated_at)
+                    SELECT id, run_path, instrument, state, priority, attempts, last_attempt_at, next_attempt_at,
+                        last_error, verify_passes, first_verified_at, verified_at, enqueued_at, nas_path, claimed_by,
+                        claimed_at, heartbeat_at, files, bytes, updated_at FROM jobs;
+                    DROP TABLE jobs;
+                    ALTER TABLE jobs_v4 RENAME TO jobs;
+                    CREATE INDEX jobs_due ON jobs (state, priority DESC, next_attempt_at, enqueued_at, id);
+                    -- One job per run folder at a time; a cleaned run's folder that fills again is a new run.
+                    CREATE UNIQUE INDEX jobs_open_run ON jobs (run_path) WHERE state <> 'cleaned';
+                    CREATE INDEX jobs_run ON jobs (run_path, id);
+                    """)
+        }
         return migrator
     }
 }

@@ -21,6 +21,7 @@ public enum JobReport {
             "verified_at": time(job.verifiedAt),
             "updated_at": time(job.updatedAt),
             "nas_path": JSONText.string(job.nasPath),
+            "run_id": JSONText.string(job.runID),
             "files": String(job.files),
             "bytes": String(job.bytes),
         ])

@@ -31,7 +31,7 @@ extension TransferWorker {
             throw TransferFailure(
                 message: "instrument \(job.instrument) is no longer in \(configuration.sourceFile)", isTransient: false)
         }
-        let location = try locate(job, instrument)
+        let located = try locate(job, instrument)
         let ignore = IgnoreRules(instrument.ignore)
         let signature = try? RunSignature.compute(
             runPath: job.runPath, marker: instrument.marker.map(Glob.init), ignore: ignore)
@@ -39,15 +39,15 @@ extension TransferWorker {
         _ = try await queue.replaceManifest(job: id, entries: scanned, runSignature: signature)
         let manifest = try await queue.manifest(job: id)
         let files = manifest.filter { $0.kind == .file }
+
+        let sftp = try await lanes[0].get(connect)
+        let location = (runPath: located.runPath, nasPath: try await claimFolder(job, base: located.nasPath, sftp))
         logger.info(
             "transfer.started",
             metadata: ["job": .stringConvertible(id), "run": .string(job.runPath), "worker": .string(name),
                        "files": .stringConvertible(files.count),
                        "bytes": .stringConvertible(files.reduce(0) { $0 + $1.size }),
                        "nas_path": .string(location.nasPath)])
-
-        let sftp = try await lanes[0].get(connect)
-        try await sftp.makeDirectories(location.nasPath)
         // Folders first (sorted, so parents come before children), then symlinks.
         for entry in manifest where entry.kind == .directory {
             try await sftp.makeDirectories(RemotePath.join(location.nasPath, entry.path))
@@ -114,16 +114,52 @@ extension TransferWorker {
         }
     }
 
-    /// The job's run must still be a real folder under its instrument root.
+    /// The job's run must still be a real folder under its instrument root. The NAS path is
+    /// the one its name gives (the folder actually used may be a numbered one, see `claimFolder`).
     private func locate(_ job: Job, _ instrument: Configuration.Instrument) throws -> (runPath: String, nasPath: String) {
         do {
             let location = try RunLocation.locate(job.runPath, in: configuration, workingDirectory: "/")
-            return (location.runPath, job.nasPath ?? location.nasPath)
+            return (location.runPath, location.nasPath)
         } catch let problem as RunLocation.Problem {
             let vanished = !FileManager.default.fileExists(atPath: job.runPath)
             throw TransferFailure(
                 message: vanished ? "the local run vanished: \(job.runPath)" : problem.description, isTransient: false)
         }
+    }
+
+    /// The NAS folder this run's files go to: the one it claimed before, else `base` or the
+    /// first numbered alternative that holds no other run (see `NASRunFolder`).
+    private func claimFolder(_ job: Job, base: String, _ sftp: SFTPConnection) async throws -> String {
+        let runID = job.runID ?? UUID().uuidString.lowercased()
+        let description = """
+            job=\(job.id!)
+            run_path=\(job.runPath.replacingOccurrences(of: "\n", with: "\\n"))
+            host=\(ProcessInfo.processInfo.hostName)
+            claimed_at=\(Timestamp.iso8601(Date()))
+
+            """
+        var taken: [String] = []
+        for candidate in NASRunFolder.candidates(recorded: job.nasPath, base: base) {
+            switch try await NASRunFolder.claim(candidate, runID: runID, description: description, sftp) {
+            case .taken(let why):
+                taken.append("\(candidate): \(why)")
+            case .ours:
+                if candidate != job.nasPath || job.runID != runID {
+                    try await queue.setNASFolder(job: job.id!, nasPath: candidate, runID: runID, worker: name)
+                }
+                if !taken.isEmpty {
+                    logger.notice(
+                        "nas.folder_taken",
+                        metadata: ["job": .stringConvertible(job.id!), "run": .string(job.runPath),
+                                   "taken": .array(taken.map { .string($0) }), "nas_path": .string(candidate)])
+                }
+                return candidate
+            }
+        }
+        throw TransferFailure(
+            message: "no NAS folder is free for \(job.runPath): \(base) and its \(NASRunFolder.maxSuffix) numbered "
+                + "alternatives all hold other runs",
+            isTransient: false)
     }
 
     /// Sends one file unless the NAS already has it; returns the updated manifest row and the

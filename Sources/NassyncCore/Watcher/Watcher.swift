@@ -88,8 +88,12 @@ public final class Watcher: Sendable {
 
         for run in found.runs {
             let old = observations[run]
-            let job = jobs[run]
-            if let job, job.state.isTerminal { continue }
+            var job = jobs[run]
+            if job?.state == .failed { continue }  // an operator's to retry
+            // A cleaned run's files are gone from here; whatever fills its folder now is a new
+            // run, queued as one once it is finished (the NAS keeps the first one apart).
+            let cleaned = job?.state == .cleaned ? job : nil
+            if cleaned != nil { job = nil }
             guard needsWalk(run, old: old, job: job, instrument: instrument, mode: mode, now: now) else {
                 if job == nil, let old, let deadline = quietDeadline(old, instrument) {
                     report.nextDeadline = min(report.nextDeadline ?? deadline, deadline)
@@ -120,6 +124,8 @@ public final class Watcher: Sendable {
                     report.changed.append(changedJob)
                     jobSignatures[run] = observation.signature
                 }
+            } else if cleaned != nil && signature.files == 0 {
+                // Only what the cleanup left (ignored files, folders): no new run yet.
             } else if isFinished(observation, instrument, now: now) {
                 finished.append(observation)
                 continue
