@@ -7,6 +7,8 @@ import Glibc
 struct LocalFile: ~Copyable {
     let path: String
     let descriptor: Int32
+    /// What the descriptor was when opened.
+    let openedAs: LocalFileStatus
 
     init(openForReading path: String) throws {
         let fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
@@ -23,6 +25,14 @@ struct LocalFile: ~Copyable {
         }
         self.path = path
         self.descriptor = fd
+        self.openedAs = LocalFileStatus(info)
+    }
+
+    /// What the open file is now (its size, times, inode and device), read from the descriptor.
+    func status() throws -> LocalFileStatus {
+        var info = stat()
+        guard fstat(descriptor, &info) == 0 else { throw Self.error(errno, "cannot stat local file", path: path) }
+        return LocalFileStatus(info)
     }
 
     func read(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws -> Int {
@@ -47,5 +57,31 @@ struct LocalFile: ~Copyable {
             }
         let reason = code == ELOOP ? "it is a symlink, which is never followed" : errnoText(code)
         return TransportError(kind, "\(context): \(reason)", path: path, errno: code)
+    }
+}
+
+/// What identifies the content of a local file: size, modification and change times, inode and
+/// device. A rewrite that puts the mtime back still moves the ctime, which no user can set.
+public struct LocalFileStatus: Sendable, Equatable {
+    public var size: Int64
+    public var mtimeNanoseconds: Int64
+    public var ctimeNanoseconds: Int64
+    public var inode: UInt64
+    public var device: UInt64
+
+    public init(size: Int64, mtimeNanoseconds: Int64, ctimeNanoseconds: Int64, inode: UInt64, device: UInt64) {
+        self.size = size
+        self.mtimeNanoseconds = mtimeNanoseconds
+        self.ctimeNanoseconds = ctimeNanoseconds
+        self.inode = inode
+        self.device = device
+    }
+
+    public init(_ info: stat) {
+        size = Int64(info.st_size)
+        mtimeNanoseconds = Int64(info.st_mtim.tv_sec) &* 1_000_000_000 &+ Int64(info.st_mtim.tv_nsec)
+        ctimeNanoseconds = Int64(info.st_ctim.tv_sec) &* 1_000_000_000 &+ Int64(info.st_ctim.tv_nsec)
+        inode = UInt64(info.st_ino)
+        device = UInt64(info.st_dev)
     }
 }

@@ -34,6 +34,13 @@ public struct UploadResult: Sendable, Equatable {
     public var sha256: String
     /// Whether the server confirmed an fsync (false when it offers none, or none was asked).
     public var fsynced: Bool
+    /// Where sending really started: the resume offset asked for, or 0 when the partial copy on
+    /// the NAS did not match the start of the local file and was replaced.
+    public var resumedAt: UInt64 = 0
+    /// The local file as opened, and as it was after its last byte was read: the bytes hashed are
+    /// the bytes of a file that had both identities.
+    public var localBefore: LocalFileStatus? = nil
+    public var localAfter: LocalFileStatus? = nil
 }
 
 /// The result of streaming a remote file back.

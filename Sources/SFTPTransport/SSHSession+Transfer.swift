@@ -12,9 +12,13 @@ extension SSHSession {
     /// prefix before `offset` is read and hashed too, so the digest covers the whole file. The
     /// remote file is never truncated below `offset`, and trimmed if it was longer than the
     /// local file. The local file is opened without following symlinks.
-    func upload(localPath: String, remotePath: String, offset: UInt64, fsync: Bool) throws -> UploadResult {
+    ///
+    /// A resume trusts nothing on the NAS: the partial copy is read back and must hash like the
+    /// local file's start, or it is replaced from byte 0.
+    func upload(localPath: String, remotePath: String, offset requestedOffset: UInt64, fsync: Bool) throws -> UploadResult {
         let sftp = try requireSFTP()
         let local = try LocalFile(openForReading: localPath)
+        var offset = requestedOffset
 
         let window = Self.transferChunkSize
         // Twice the window: unacknowledged bytes stay at the front while fresh ones are appended.
@@ -33,6 +37,14 @@ extension SSHSession {
             }
             hasher.update(bufferPointer: UnsafeRawBufferPointer(rebasing: buffer[0..<count]))
             position += UInt64(count)
+        }
+        if offset > 0 {
+            let partial = try hashRemoteFile(remotePath)
+            if partial.size != offset || partial.sha256 != hexString(hasher.finalize()) {
+                offset = 0  // not the start of this file: send it all again
+                position = 0
+                hasher = SHA256()
+            }
         }
 
         var flags = UInt(LIBSSH2_FXF_WRITE | LIBSSH2_FXF_CREAT)
@@ -102,13 +114,15 @@ extension SSHSession {
                 throw lastError("cannot trim the remote file to the local size", path: remotePath)
             }
         }
+        let after = try local.status()
         let fsynced = fsync ? try fsyncHandle(handle, remotePath: remotePath) : false
         handleOpen = false
         guard nassync_sftp_close(handle) == 0 else {
             throw writeError(remotePath: remotePath, remaining: 0)
         }
         return UploadResult(
-            size: position, bytesSent: position - offset, sha256: hexString(hasher.finalize()), fsynced: fsynced)
+            size: position, bytesSent: position - offset, sha256: hexString(hasher.finalize()), fsynced: fsynced,
+            resumedAt: offset, localBefore: local.openedAs, localAfter: after)
     }
 
     /// OpenSSH reports a full disk as a plain failure; ask the server for free space to tell.

@@ -16,7 +16,18 @@ public enum ShellQuoting {
         if !argument.isEmpty, argument.utf8.allSatisfy(isPlainShellByte) {
             return argument
         }
-        return "'" + argument.replacingOccurrences(of: "'", with: #"'\''"#) + "'"
+        // By bytes: a quote followed by a combining mark is one `Character`, which a
+        // character-wise replace would miss, and the shell would then see the quote end there.
+        var quoted: [UInt8] = [UInt8(ascii: "'")]
+        for byte in argument.utf8 {
+            if byte == UInt8(ascii: "'") {
+                quoted += Array(#"'\''"#.utf8)
+            } else {
+                quoted.append(byte)
+            }
+        }
+        quoted.append(UInt8(ascii: "'"))
+        return String(decoding: quoted, as: UTF8.self)
     }
 
     /// Joins already separate arguments into one command line, quoting each.

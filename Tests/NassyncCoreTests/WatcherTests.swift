@@ -201,7 +201,7 @@ struct WatcherTests {
         }
         let jobs = try await queue.jobs()
         #expect(jobs.count == 1, "only ignored files changed, so the quiet period ran out")
-        #expect(try await queue.runObservations(instrument: "SEQ_1")[run]?.files == 1)
+        #expect(try await queue.runObservations(instrument: "SEQ_1")[PathKey(run)]?.files == 1)
     }
 
     @Test("symlinks are never followed: a linked run, a loop inside a run, a link out of the root")
@@ -220,7 +220,7 @@ struct WatcherTests {
         let queue = try setup.queue()
         let report = await setup.watcher(queue).scan()
         #expect(report.enqueued.map(\.runPath) == [run], "the symlinked run is not a run")
-        #expect(try await queue.runObservations(instrument: "SEQ_1")[run]?.files == 5, "3 links counted as links")
+        #expect(try await queue.runObservations(instrument: "SEQ_1")[PathKey(run)]?.files == 5, "3 links counted as links")
         #expect(!report.watchFolders.contains(setup.root + "/linked-run"))
     }
 
@@ -323,7 +323,7 @@ struct WatcherTests {
         _ = await watcher.scan()
         try await queue.transition(job: id, to: .awaitingVerify, reason: "sent")
         #expect(await watcher.scan().changed.isEmpty, "the run is exactly what was transferred")
-        #expect(try await queue.runObservations(instrument: "SEQ_1")[run]?.jobSignature == signature.description)
+        #expect(try await queue.runObservations(instrument: "SEQ_1")[PathKey(run)]?.jobSignature == signature.description)
     }
 
     @Test("the scan loop finds runs with inotify and without it alike", arguments: [true, false])

@@ -70,27 +70,31 @@ struct UploadRoundTripTests {
         await connection.close()
 
         #expect(result.bytesSent == UInt64(bytes.count - cut))
+        #expect(result.resumedAt == UInt64(cut), "positive control: a true prefix is resumed")
         #expect(result.size == UInt64(bytes.count))
         #expect(result.sha256 == hexString(SHA256.hash(data: bytes)))
         #expect(try Data(contentsOf: URL(fileURLWithPath: remote + "/full")) == Data(bytes))
     }
 
-    @Test("resume refuses a remote partial shorter than the offset")
-    func resumeBeyondRemoteSize() async throws {
+    @Test("a partial copy that is not the start of the local file (too short, or other bytes) is sent again from byte 0",
+          arguments: ["short", "other bytes"])
+    func resumeDistrustsThePartial(damage: String) async throws {
         let nas = try TestNAS.require()
-        let local = try makeLocalFolder("resume-short")
+        let local = try makeLocalFolder("resume-distrust")
         defer { try? FileManager.default.removeItem(atPath: local) }
-        let remote = try nas.makeRemoteFolder("resume-short")
-        try Data(pseudoRandomBytes(count: 10_000, seed: 5)).write(to: URL(fileURLWithPath: local + "/f"))
-        try Data(count: 100).write(to: URL(fileURLWithPath: remote + "/f"))
+        let remote = try nas.makeRemoteFolder("resume-distrust")
+        let bytes = pseudoRandomBytes(count: 10_000, seed: 5)
+        try Data(bytes).write(to: URL(fileURLWithPath: local + "/f"))
+        var partial = Array(bytes[0..<5_000])
+        if damage == "short" { partial = Array(partial.prefix(100)) } else { partial[1_234] ^= 0xff }
+        try Data(partial).write(to: URL(fileURLWithPath: remote + "/f"))
 
         let connection = try await SFTPConnection.connect(nas.shellLogin)
-        let error = await #expect(throws: TransportError.self) {
-            try await connection.upload(from: local + "/f", to: remote + "/f", resumingAt: 5_000)
-        }
+        let result = try await connection.upload(from: local + "/f", to: remote + "/f", resumingAt: 5_000)
         await connection.close()
-        #expect(error?.code == .protocol)
-        #expect(try Data(contentsOf: URL(fileURLWithPath: remote + "/f")).count == 100, "nothing was truncated")
+        #expect(result.resumedAt == 0 && result.bytesSent == 10_000, "nothing of the partial copy was trusted")
+        #expect(try Data(contentsOf: URL(fileURLWithPath: remote + "/f")) == Data(bytes))
+        #expect(result.sha256 == hexString(SHA256.hash(data: bytes)))
     }
 
     @Test("local errors name the file and say whether it vanished or is unreadable")

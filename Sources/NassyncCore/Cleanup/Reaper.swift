@@ -143,13 +143,23 @@ public final class Reaper: Sendable {
                 return
             }
             let deleter = try SafeDeleter(root: location.instrument.root, relativeRun: location.relativePath)
+            // Everything is checked before anything is deleted, so a run that changed anywhere is
+            // left whole; each file is checked once more as it is deleted.
+            try deleter.checkAll(manifest)
             var files = 0
             var bytes: Int64 = 0
-            for entry in manifest where entry.kind != .directory {
-                if case .deleted(let size) = try deleter.delete(entry) {
-                    files += 1
-                    bytes += size
+            var deleted: [String] = []
+            do {
+                for entry in manifest where entry.kind != .directory && entry.deletedAt == nil {
+                    if case .deleted(let size) = try deleter.delete(entry) {
+                        files += 1
+                        bytes += size
+                        deleted.append(entry.path)
+                    }
                 }
+            } catch let refusal as SafeDeleter.Refusal where !deleted.isEmpty {
+                await stoppedHalfway(job, deleted: deleted, bytes: bytes, refusal)
+                return
             }
             // Deepest folders first, so parents can empty out; a folder with anything left stays.
             for entry in manifest.reversed() where entry.kind == .directory {
@@ -183,6 +193,24 @@ public final class Reaper: Sendable {
         }
     }
 
+    /// Something changed a file in the instant between the check of the whole run and its own
+    /// deletion. What was deleted is proven on the NAS; the job fails for an admin, and the files
+    /// deleted stay in its manifest and in the audit trail, so nothing is forgotten.
+    private func stoppedHalfway(_ job: Job, deleted: [String], bytes: Int64, _ refusal: SafeDeleter.Refusal) async {
+        let names = deleted.prefix(10).joined(separator: ", ") + (deleted.count > 10 ? ", …" : "")
+        let failure = JobFailure(
+            "cleanup stopped after deleting \(deleted.count) files (\(bytes) bytes: \(names)), all proven on the NAS: "
+                + "\(refusal.message); the rest of the run is kept",
+            isTransient: false)
+        guard let updated = try? await queue.recordPartialCleanup(job: job.id!, deleted: deleted, failure) else { return }
+        var metadata = updated.failureMetadata
+        metadata["state"] = .string(updated.state.rawValue)
+        metadata["deleted_files"] = .stringConvertible(deleted.count)
+        metadata["deleted_bytes"] = .stringConvertible(bytes)
+        logger.warning("cleanup.failed", metadata: metadata)
+        logger.error("job.failed", metadata: updated.failureMetadata)
+    }
+
     private func recordFailure(_ job: Job, _ failure: JobFailure) async {
         guard let updated = try? await queue.recordFailure(job: job.id!, failure, expected: .cleanupEligible) else {
             return  // the job moved on meanwhile
@@ -201,9 +229,12 @@ public final class Reaper: Sendable {
         } catch let problem as LocalRunWalker.Problem {
             return problem.message
         }
-        let proven = Dictionary(uniqueKeysWithValues: manifest.map { ($0.path, $0) })
+        // By the name's bytes: NFC and NFD spellings of a name are two files.
+        let proven = Dictionary(manifest.map { (Array($0.path.utf8), $0) }, uniquingKeysWith: { first, _ in first })
         for entry in now {
-            guard let before = proven[entry.path] else { return "a file not in the manifest appeared: \(entry.path)" }
+            guard let before = proven[Array(entry.path.utf8)] else {
+                return "a file not in the manifest appeared: \(entry.path)"
+            }
             if entry.kind == .directory { continue }  // a folder's mtime moves with its contents
             if !entry.isSameLocalFile(as: before) { return "changed since it was hashed: \(entry.path)" }
         }

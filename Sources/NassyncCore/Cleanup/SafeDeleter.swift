@@ -1,4 +1,5 @@
 import Foundation
+import SFTPTransport
 
 #if canImport(Glibc)
 import Glibc
@@ -8,7 +9,8 @@ import Glibc
 ///
 /// Every path is resolved from an open descriptor of the instrument root, one component at a
 /// time with `O_NOFOLLOW`, so a folder swapped for a symlink can never lead a deletion outside
-/// the run. Each file is checked again (kind, size, mtime, inode) right before it is unlinked.
+/// the run. Each file is checked again (kind, size, mtime, ctime, inode, device) on the very
+/// name that is then unlinked.
 final class SafeDeleter {
     struct Refusal: Error, CustomStringConvertible {
         enum Kind {
@@ -50,7 +52,7 @@ final class SafeDeleter {
 
     /// Opens `relativeRun` (the run's path below `root`) through real folders only.
     init(root: String, relativeRun: String) throws {
-        let components = relativeRun.split(separator: "/").map(String.init)
+        let components = relativeRun.pathComponents
         guard let name = components.last else { throw Refusal(message: "a run cannot be the instrument root itself") }
         var fd = open(root, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
         guard fd >= 0 else {
@@ -87,7 +89,31 @@ final class SafeDeleter {
         case alreadyGone
     }
 
-    /// Unlinks `entry` if it is still exactly what was hashed; throws otherwise.
+    /// Checks, deleting nothing, that every file and symlink of `manifest` is still exactly what
+    /// was hashed (or already gone): a run that changed anywhere loses nothing to a cleanup that
+    /// would have had to stop halfway.
+    func checkAll(_ manifest: [ManifestEntry]) throws {
+        for entry in manifest where entry.kind != .directory {
+            _ = try withParent(of: entry.path) { parent, name in
+                var info = stat()
+                guard fstatat(parent, name, &info, AT_SYMLINK_NOFOLLOW) == 0 else {
+                    let code = errno
+                    if code == ENOENT { return }
+                    throw Refusal.cannotDelete("cannot stat \(runPath)/\(entry.path)", errno: code)
+                }
+                guard entry.isStill(info) else {
+                    throw Refusal(message: "\(runPath)/\(entry.path) changed since it was hashed")
+                }
+            }
+        }
+    }
+
+    /// Deletes `entry` if it is still exactly what was hashed; throws otherwise.
+    ///
+    /// There is no moment at which another file can take the name and be deleted instead: the
+    /// file is first renamed to a quarantine name of its own in the same folder, the file now
+    /// under that name is checked, and only that name is unlinked. Anything else found there is
+    /// put back under its name (never over a file that has appeared there since).
     func delete(_ entry: ManifestEntry) throws -> Outcome {
         let outcome = try withParent(of: entry.path) { parent, name -> Outcome in
             var info = stat()
@@ -99,13 +125,35 @@ final class SafeDeleter {
             guard entry.isStill(info) else {
                 throw Refusal(message: "\(runPath)/\(entry.path) changed since it was hashed")
             }
-            guard unlinkat(parent, name, 0) == 0 else {
+            let quarantine = Self.quarantineName()
+            guard renameat(parent, name, parent, quarantine) == 0 else {
                 let code = errno
+                if code == ENOENT { return .alreadyGone }
+                throw Refusal.cannotDelete("cannot delete \(runPath)/\(entry.path)", errno: code)
+            }
+            var moved = stat()
+            // The rename itself moves the ctime; everything else must be what was checked.
+            guard fstatat(parent, quarantine, &moved, AT_SYMLINK_NOFOLLOW) == 0,
+                entry.isStill(moved, ignoringChangeTime: true), moved.st_ino == info.st_ino
+            else {
+                let restored = linkat(parent, quarantine, parent, name, 0) == 0 && unlinkat(parent, quarantine, 0) == 0
+                throw Refusal(
+                    message: "\(runPath)/\(entry.path) was replaced while it was being deleted; nothing of it was "
+                        + (restored ? "deleted" : "deleted, and it was kept as \(quarantine) next to it"))
+            }
+            guard unlinkat(parent, quarantine, 0) == 0 else {
+                let code = errno
+                _ = linkat(parent, quarantine, parent, name, 0) == 0 && unlinkat(parent, quarantine, 0) == 0
                 throw Refusal.cannotDelete("cannot delete \(runPath)/\(entry.path)", errno: code)
             }
             return .deleted(bytes: entry.kind == .file ? entry.size : 0)
         }
         return outcome ?? .alreadyGone
+    }
+
+    /// A name no file of the run has: hidden, unique, short.
+    static func quarantineName() -> String {
+        ".nassync-deleting-" + String(UInt64.random(in: 0...UInt64.max), radix: 16)
     }
 
     /// Removes a folder of the run if it is empty; a folder with anything left in it stays.
@@ -124,7 +172,7 @@ final class SafeDeleter {
     /// Calls `body` with a descriptor of the folder holding `relativePath` and its last
     /// component, or returns nil when a folder on the way no longer exists.
     private func withParent<T>(of relativePath: String, _ body: (Int32, String) throws -> T) throws -> T? {
-        let components = relativePath.split(separator: "/").map(String.init)
+        let components = relativePath.pathComponents
         guard let name = components.last else { throw Refusal(message: "an empty path in the manifest") }
         var fd = dup(runDescriptor)
         defer { close(fd) }

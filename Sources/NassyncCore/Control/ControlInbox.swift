@@ -133,7 +133,7 @@ public final class ControlInbox: Sendable {
         if !trimmed.isEmpty, trimmed.utf8.count <= 19, trimmed.utf8.allSatisfy({ (0x30...0x39).contains($0) }) {
             return trimmed
         }
-        if trimmed.hasPrefix("/") {
+        if trimmed.hasPathPrefix("/") {
             let absolute = LocalPath.absolute(trimmed, relativeTo: "/")
             if configuration.instruments.contains(where: { LocalPath.isSameOrInside(absolute, $0.root) }) {
                 return trimmed.count > 120 ? String(trimmed.prefix(120)) + "…" : trimmed
@@ -147,7 +147,7 @@ public final class ControlInbox: Sendable {
         let trimmed = line.trimmingCharacters(in: .whitespaces)
         var job = try await queue.job(named: line)
         if job == nil, trimmed != line { job = try await queue.job(named: trimmed) }
-        if job == nil, trimmed.hasPrefix("/") {
+        if job == nil, trimmed.hasPathPrefix("/") {
             job = try await queue.job(runPath: LocalPath.absolute(trimmed, relativeTo: "/"))
         }
         guard let job else { return "no such job or run" }
@@ -175,10 +175,10 @@ public final class ControlInbox: Sendable {
             let now = try? LocalRunWalker.manifest(runPath: job.runPath, ignore: IgnoreRules(instrument.ignore))
         else { return false }
         let manifest = try await queue.manifest(job: job.id!)
-        let proven = Dictionary(uniqueKeysWithValues: manifest.map { ($0.path, $0) })
+        let proven = Dictionary(manifest.map { (Array($0.path.utf8), $0) }, uniquingKeysWith: { first, _ in first })
         guard !manifest.isEmpty, now.count == manifest.count else { return false }
         return now.allSatisfy { entry in
-            guard let before = proven[entry.path], before.kind == entry.kind else { return false }
+            guard let before = proven[Array(entry.path.utf8)], before.kind == entry.kind else { return false }
             return entry.kind == .directory || entry.isSameLocalFile(as: before)
         }
     }

@@ -11,28 +11,44 @@ extension JobQueue {
         return try await write { db in
             var job = try Self.fetchJob(db, id)
             let old = try Self.manifest(db, job: id)
-            let oldByPath = Dictionary(uniqueKeysWithValues: old.map { ($0.path, $0) })
+            // Keyed by the name's bytes: NFC and NFD spellings are two files, not one.
+            let oldByPath = Dictionary(old.map { (Array($0.path.utf8), $0) }, uniquingKeysWith: { first, _ in first })
             try db.execute(sql: "DELETE FROM files WHERE job_id = ?", arguments: [id])
             let insert = try db.cachedStatement(
                 sql: """
-                    INSERT INTO files (job_id, path, kind, size, mtime_ns, inode, link_target, sha256, hashed_at,
-                        transfer_state, sent_bytes)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    INSERT INTO files (job_id, path, kind, size, mtime_ns, ctime_ns, inode, device, link_target,
+                        sha256, hashed_at, transfer_state, sent_bytes)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """)
             for var entry in entries {
-                if let previous = oldByPath[entry.path], previous.isSameLocalFile(as: entry) {
+                if let previous = oldByPath[Array(entry.path.utf8)], previous.isSameLocalFile(as: entry) {
                     entry.sha256 = previous.sha256
                     entry.hashedAt = previous.hashedAt
                     entry.transferState = previous.transferState
                     entry.sentBytes = previous.sentBytes
                 }
                 try insert.execute(arguments: [
-                    id, entry.path, entry.kind.rawValue, entry.size, entry.mtimeNanoseconds,
-                    Int64(bitPattern: entry.inode), entry.linkTarget, entry.sha256, entry.hashedAt,
-                    entry.transferState.rawValue, entry.sentBytes,
+                    id, entry.path, entry.kind.rawValue, entry.size, entry.mtimeNanoseconds, entry.ctimeNanoseconds,
+                    Int64(bitPattern: entry.inode), Int64(bitPattern: entry.device), entry.linkTarget, entry.sha256,
+                    entry.hashedAt, entry.transferState.rawValue, entry.sentBytes,
                 ])
             }
-            let files = entries.filter { $0.kind == .file }
+            // What a cleanup cut off halfway deleted stays listed: it is proven on the NAS, and the
+            // NAS manifest and the audit trail must not forget it because the run no longer has it.
+            let present = Set(entries.map { PathKey($0.path) })
+            var kept = entries
+            for entry in old where entry.deletedAt != nil && !present.contains(PathKey(entry.path)) {
+                try insert.execute(arguments: [
+                    id, entry.path, entry.kind.rawValue, entry.size, entry.mtimeNanoseconds, entry.ctimeNanoseconds,
+                    Int64(bitPattern: entry.inode), Int64(bitPattern: entry.device), entry.linkTarget, entry.sha256,
+                    entry.hashedAt, entry.transferState.rawValue, entry.sentBytes,
+                ])
+                try db.execute(
+                    sql: "UPDATE files SET deleted_at = ? WHERE job_id = ? AND path = ?",
+                    arguments: [entry.deletedAt, id, entry.path])
+                kept.append(entry)
+            }
+            let files = kept.filter { $0.kind == .file }
             job.files = files.count
             job.bytes = files.reduce(0) { $0 + $1.size }
             job.updatedAt = now
@@ -69,6 +85,21 @@ extension JobQueue {
     static func manifest(_ db: Database, job id: Int64) throws -> [ManifestEntry] {
         try ManifestEntry.fetchAll(
             db.cachedStatement(sql: "SELECT * FROM files WHERE job_id = ? ORDER BY path"), arguments: [id])
+    }
+
+    /// A cleanup stopped halfway: the files it deleted are marked so (they stay in the manifest)
+    /// and the job fails with `failure`, in one transaction.
+    @discardableResult
+    public func recordPartialCleanup(job id: Int64, deleted paths: [String], _ failure: JobFailure) async throws -> Job {
+        let now = self.now()
+        return try await write { db in
+            var job = try Self.fetchJob(db, id)
+            try Self.check(job, expected: .cleanupEligible, claimedBy: nil)
+            let mark = try db.cachedStatement(sql: "UPDATE files SET deleted_at = ? WHERE job_id = ? AND path = ?")
+            for path in paths { try mark.execute(arguments: [now, id, path]) }
+            try self.applyFailure(db, &job, failure, reason: "cleanup stopped halfway", at: now)
+            return job
+        }
     }
 
     /// Records transfer progress of several files in one transaction, if `worker` still holds

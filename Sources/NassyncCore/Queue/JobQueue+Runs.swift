@@ -35,11 +35,11 @@ extension RunObservation: FetchableRecord {
 
 extension JobQueue {
     /// Every observation of `instrument`, keyed by run path.
-    public func runObservations(instrument: String) async throws -> [String: RunObservation] {
+    public func runObservations(instrument: String) async throws -> [PathKey: RunObservation] {
         try await read { db in
             let rows = try RunObservation.fetchAll(
                 db, sql: "SELECT * FROM runs WHERE instrument = ?", arguments: [instrument])
-            return Dictionary(uniqueKeysWithValues: rows.map { ($0.runPath, $0) })
+            return Dictionary(rows.map { (PathKey($0.runPath), $0) }, uniquingKeysWith: { first, _ in first })
         }
     }
 
@@ -49,7 +49,8 @@ extension JobQueue {
     /// queued or sent back) and the transfer worker's manifest set it, so a scan that started
     /// before a transfer can never overwrite what the transfer recorded.
     public func saveRunObservations(
-        _ observations: [RunObservation], jobSignatures: [String: String] = [:], forgetting vanished: [String] = []
+        _ observations: [RunObservation], jobSignatures: [(runPath: String, signature: String)] = [],
+        forgetting vanished: [String] = []
     ) async throws {
         guard !observations.isEmpty || !vanished.isEmpty || !jobSignatures.isEmpty else { return }
         try await write { db in
@@ -78,12 +79,12 @@ extension JobQueue {
 
     /// Each run folder's job for the given instrument (one query for a whole scan): the one not
     /// yet cleaned, else the last cleaned one.
-    public func jobsByRunPath(instrument: String) async throws -> [String: Job] {
+    public func jobsByRunPath(instrument: String) async throws -> [PathKey: Job] {
         try await read { db in
             let jobs = try Job.fetchAll(
                 db, sql: "SELECT * FROM jobs WHERE instrument = ? ORDER BY state <> 'cleaned', id", arguments: [instrument])
             // Later rows win: open jobs come after cleaned ones, newer after older.
-            return Dictionary(jobs.map { ($0.runPath, $0) }, uniquingKeysWith: { _, later in later })
+            return Dictionary(jobs.map { (PathKey($0.runPath), $0) }, uniquingKeysWith: { _, later in later })
         }
     }
 }

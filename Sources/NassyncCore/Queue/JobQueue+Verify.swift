@@ -53,10 +53,11 @@ extension JobQueue {
             guard job.state == .awaitingVerify else {
                 throw QueueError(.illegalTransition, "job \(id) is \(job.state.rawValue), not awaiting_verify")
             }
-            let reported = Dictionary(findings.map { ($0.path, $0) }, uniquingKeysWith: { first, _ in first })
+            // By the name's bytes: NFC and NFD spellings of a name are two files.
+            let reported = Dictionary(findings.map { (Array($0.path.utf8), $0) }, uniquingKeysWith: { first, _ in first })
             let current = try Self.manifest(db, job: id).filter { $0.kind == .file }
             let findings = try current.map { entry -> VerifyFinding in
-                guard let finding = reported[entry.path], let expected = entry.sha256 else {
+                guard let finding = reported[Array(entry.path.utf8)], let expected = entry.sha256 else {
                     throw QueueError(
                         .illegalTransition, "job \(id): \(entry.path) was not checked by this pass; the file list changed")
                 }

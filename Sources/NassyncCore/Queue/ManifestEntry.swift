@@ -22,22 +22,32 @@ public struct ManifestEntry: Sendable, Equatable {
     public var kind: Kind
     public var size: Int64
     public var mtimeNanoseconds: Int64
+    /// The inode's change time: moved by every write, chmod, rename or link, and settable by no
+    /// user, so a file rewritten with its mtime put back still looks changed.
+    public var ctimeNanoseconds: Int64
     public var inode: UInt64
+    public var device: UInt64
     public var linkTarget: String?
     public var sha256: String?
     public var hashedAt: Date?
     public var transferState: TransferState
     public var sentBytes: Int64
+    /// When a cleanup that stopped halfway deleted the local file; its NAS copy stays proven
+    /// and listed, and the file is no longer looked for locally.
+    public var deletedAt: Date?
 
     public init(
-        path: String, kind: Kind, size: Int64, mtimeNanoseconds: Int64, inode: UInt64, linkTarget: String? = nil,
-        sha256: String? = nil, hashedAt: Date? = nil, transferState: TransferState = .pending, sentBytes: Int64 = 0
+        path: String, kind: Kind, size: Int64, mtimeNanoseconds: Int64, ctimeNanoseconds: Int64 = 0, inode: UInt64,
+        device: UInt64 = 0, linkTarget: String? = nil, sha256: String? = nil, hashedAt: Date? = nil,
+        transferState: TransferState = .pending, sentBytes: Int64 = 0
     ) {
         self.path = path
         self.kind = kind
         self.size = size
         self.mtimeNanoseconds = mtimeNanoseconds
+        self.ctimeNanoseconds = ctimeNanoseconds
         self.inode = inode
+        self.device = device
         self.linkTarget = linkTarget
         self.sha256 = sha256
         self.hashedAt = hashedAt
@@ -46,9 +56,12 @@ public struct ManifestEntry: Sendable, Equatable {
     }
 
     /// Same local file as `other`: what the hash and the NAS copy were taken from is unchanged.
+    /// Names are compared as bytes: NFC and NFD spellings of a name are two files.
     public func isSameLocalFile(as other: ManifestEntry) -> Bool {
-        path == other.path && kind == other.kind && size == other.size && mtimeNanoseconds == other.mtimeNanoseconds
-            && inode == other.inode && linkTarget == other.linkTarget
+        path.utf8.elementsEqual(other.path.utf8) && kind == other.kind && size == other.size
+            && mtimeNanoseconds == other.mtimeNanoseconds && ctimeNanoseconds == other.ctimeNanoseconds
+            && inode == other.inode && device == other.device
+            && (linkTarget?.utf8).map { Array($0) } == (other.linkTarget?.utf8).map { Array($0) }
     }
 }
 
@@ -61,11 +74,16 @@ extension ManifestEntry: FetchableRecord {
         self.kind = kind
         size = row["size"]
         mtimeNanoseconds = row["mtime_ns"] ?? 0
+        // Rows from before ctime and device were recorded read 0: they no longer match the
+        // file, which is then hashed and proven again rather than trusted.
+        ctimeNanoseconds = row["ctime_ns"] ?? 0
         inode = UInt64(bitPattern: row["inode"] ?? 0)
+        device = UInt64(bitPattern: row["device"] ?? 0)
         linkTarget = row["link_target"]
         sha256 = row["sha256"]
         hashedAt = row["hashed_at"]
         transferState = state
         sentBytes = row["sent_bytes"]
+        deletedAt = row["deleted_at"]
     }
 }

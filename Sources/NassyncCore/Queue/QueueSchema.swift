@@ -148,6 +148,13 @@ enum QueueSchema {
                     CREATE INDEX jobs_run ON jobs (run_path, id);
                     """)
         }
+        migrator.registerMigration("v5: ctime and device in the manifest; files a cleanup deleted") { db in
+            try db.execute(sql: "ALTER TABLE files ADD COLUMN ctime_ns INTEGER")
+            try db.execute(sql: "ALTER TABLE files ADD COLUMN device INTEGER")
+            // Set when a cleanup that stopped halfway had deleted the file: it stays in the manifest
+            // (its NAS copy is proven), though the run no longer has it.
+            try db.execute(sql: "ALTER TABLE files ADD COLUMN deleted_at DATETIME")
+        }
         return migrator
     }
 }

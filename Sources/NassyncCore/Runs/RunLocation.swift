@@ -43,14 +43,14 @@ public struct RunLocation: Sendable, Equatable {
             let roots = configuration.instruments.map { "\($0.id): \($0.root)" }.joined(separator: ", ")
             throw Problem(kind: .outsideRoots, description: "\(absolute) is not under any instrument root (\(roots))")
         }
-        guard absolute != instrument.root else {
+        guard !absolute.isSamePath(as: instrument.root) else {
             throw Problem(
                 kind: .outsideRoots,
                 description: "\(absolute) is the root of instrument \(instrument.id), not a run inside it")
         }
-        let relative = String(absolute.dropFirst(instrument.root.count + 1))
+        let relative = absolute.droppingPathBytes(instrument.root.utf8.count + 1)
         var current = instrument.root
-        for component in relative.split(separator: "/") {
+        for component in relative.pathComponents {
             current += "/" + component
             var info = stat()
             guard lstat(current, &info) == 0 else {

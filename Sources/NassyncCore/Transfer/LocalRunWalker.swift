@@ -33,8 +33,15 @@ public enum LocalRunWalker {
         defer { closedir(directory) }
         let parent = dirfd(directory)
         while let entry = readdir(directory) {
-            let name = withUnsafePointer(to: &entry.pointee.d_name) {
-                $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
+            let raw = withUnsafeBytes(of: &entry.pointee.d_name) { Array($0.prefix { $0 != 0 }) }
+            guard let name = String(validating: raw, as: UTF8.self) else {
+                // Decoding would repair the name into another one, which the NAS would get, and
+                // which no longer names the file here.
+                throw Problem(
+                    message: "\(runPath)/\(prefix.isEmpty ? "" : prefix + "/")\(Self.escaped(raw)) has a name that is "
+                        + "not valid UTF-8, which nassync cannot send yet: rename it, or add it to the instrument's "
+                        + "ignore list",
+                    isTransient: false)
             }
             if name == "." || name == ".." || (prefix.isEmpty && name == ".nassync") { continue }
             let path = prefix.isEmpty ? name : prefix + "/" + name
@@ -44,14 +51,17 @@ public enum LocalRunWalker {
                 throw problem(errno, runPath + "/" + path, what: "a file of the run")
             }
             let mtime = info.modificationNanoseconds
+            let ctime = info.changeNanoseconds
+            let device = UInt64(info.st_dev)
             switch info.st_mode & S_IFMT {
             case S_IFREG:
                 entries.append(ManifestEntry(
-                    path: path, kind: .file, size: Int64(info.st_size), mtimeNanoseconds: mtime,
-                    inode: UInt64(info.st_ino)))
+                    path: path, kind: .file, size: Int64(info.st_size), mtimeNanoseconds: mtime, ctimeNanoseconds: ctime,
+                    inode: UInt64(info.st_ino), device: device))
             case S_IFDIR:
                 entries.append(ManifestEntry(
-                    path: path, kind: .directory, size: 0, mtimeNanoseconds: mtime, inode: UInt64(info.st_ino)))
+                    path: path, kind: .directory, size: 0, mtimeNanoseconds: mtime, ctimeNanoseconds: ctime,
+                    inode: UInt64(info.st_ino), device: device))
                 let child = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
                 guard child >= 0 else { throw problem(errno, runPath + "/" + path, what: "a folder of the run") }
                 try walk(child, runPath: runPath, prefix: path, ignore: ignore, into: &entries)
@@ -61,7 +71,7 @@ public enum LocalRunWalker {
                 guard length >= 0 else { throw problem(errno, runPath + "/" + path, what: "a symlink of the run") }
                 entries.append(ManifestEntry(
                     path: path, kind: .symlink, size: Int64(info.st_size), mtimeNanoseconds: mtime,
-                    inode: UInt64(info.st_ino),
+                    ctimeNanoseconds: ctime, inode: UInt64(info.st_ino), device: device,
                     linkTarget: String(decoding: target[0..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self)))
             default:
                 throw Problem(
@@ -70,6 +80,35 @@ public enum LocalRunWalker {
                     isTransient: false)
             }
         }
+    }
+
+    /// A name for messages: printable ASCII and valid UTF-8 as they are, other bytes as `\xNN`.
+    static func escaped(_ bytes: [UInt8]) -> String {
+        var text = ""
+        var index = 0
+        while index < bytes.count {
+            if bytes[index] < 0x80 {
+                text += bytes[index] >= 0x20 && bytes[index] != 0x7f
+                    ? String(UnicodeScalar(bytes[index])) : "\\x" + String(format: "%02X", bytes[index])
+                index += 1
+                continue
+            }
+            // The longest valid UTF-8 sequence here, else one escaped byte.
+            var decoded: String?
+            var length = 2
+            while decoded == nil && length <= 4 && index + length <= bytes.count {
+                decoded = String(validating: bytes[index..<(index + length)], as: UTF8.self)
+                if decoded == nil { length += 1 }
+            }
+            if let decoded {
+                text += decoded
+                index += length
+            } else {
+                text += "\\x" + String(format: "%02X", bytes[index])
+                index += 1
+            }
+        }
+        return text
     }
 
     static func problem(_ code: Int32, _ path: String, what: String) -> Problem {

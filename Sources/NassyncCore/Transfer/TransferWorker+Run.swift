@@ -167,6 +167,18 @@ extension TransferWorker {
     private func send(
         _ entry: ManifestEntry, from local: String, to remote: String, _ sftp: SFTPConnection
     ) async throws -> (entry: ManifestEntry, bytesSent: Int64)? {
+        if entry.deletedAt != nil {
+            // Deleted by a cleanup after it was proven: the NAS copy is all there is.
+            guard entry.transferState == .sent, let existing = try await sftp.statIfExists(remote),
+                existing.kind == .file, existing.size == UInt64(entry.size)
+            else {
+                throw TransferFailure(
+                    message: "\(local) was deleted after it was proven on the NAS, and the NAS copy is now missing or "
+                        + "wrong; restore it from a backup of the NAS",
+                    isTransient: false)
+            }
+            return nil
+        }
         if entry.transferState == .sent, entry.sha256 != nil,
             let existing = try await sftp.statIfExists(remote), existing.kind == .file, existing.size == UInt64(entry.size)
         {
@@ -183,9 +195,14 @@ extension TransferWorker {
             offset = partial.size  // resume where the NAS copy ends
         }
         let result = try await sftp.upload(from: local, to: temporary, resumingAt: offset, fsync: true)
-        guard result.size == UInt64(entry.size), try localFileUnchanged(entry, at: local) else {
+        // Judged on the descriptor that was read, before and after: a file renamed or swapped in
+        // under this name, or written to while it was read, is another file than the one listed.
+        guard result.size == UInt64(entry.size), let before = result.localBefore, let after = result.localAfter,
+            entry.isStill(before), entry.isStill(after)
+        else {
             throw TransferFailure(
-                message: "\(local) changed while it was being sent; the run is not finished being written",
+                message: "\(local) changed while it was being sent (or is not the file that was listed); "
+                    + "the run is not finished being written",
                 isTransient: true)
         }
         try await sftp.rename(temporary, to: remote)
@@ -195,13 +212,6 @@ extension TransferWorker {
         sent.transferState = .sent
         sent.sentBytes = entry.size
         return (sent, Int64(result.bytesSent))
-    }
-
-    private func localFileUnchanged(_ entry: ManifestEntry, at path: String) throws -> Bool {
-        guard let unchanged = entry.isStill(at: path) else {
-            throw TransportError(.localNoSuchFile, "the local file vanished while it was sent", path: path, errno: ENOENT)
-        }
-        return unchanged
     }
 
     /// Recreates a symlink as a symlink: the data it points to is never copied.

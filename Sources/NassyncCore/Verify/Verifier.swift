@@ -227,7 +227,7 @@ public final class Verifier: Sendable {
         let found = shared.found
         return files.map { entry in
             let remote = RemotePath.join(nasPath, entry.path)
-            guard let digest = found[remote] else { return VerifyFinding(path: entry.path, outcome: .missing, foundSHA256: nil) }
+            guard let digest = found[PathKey(remote)] else { return VerifyFinding(path: entry.path, outcome: .missing, foundSHA256: nil) }
             return VerifyFinding(path: entry.path, outcome: digest == entry.sha256 ? .match : .mismatch, foundSHA256: digest)
         }
     }
@@ -240,13 +240,13 @@ public final class Verifier: Sendable {
     }
 
     /// Remote path → digest for what one piece of work could hash (missing files are absent).
-    private func run(_ item: HashWork, _ sftp: SFTPConnection) async throws -> [String: String] {
+    private func run(_ item: HashWork, _ sftp: SFTPConnection) async throws -> [PathKey: String] {
         switch item {
         case .command(let paths):
             return try await RemoteHashCommand.hash(paths, command: configuration.verify.remoteCommand, sftp)
         case .readBack(let path):
             do {
-                return [path: try await sftp.hashRemoteFile(path).sha256]
+                return [PathKey(path): try await sftp.hashRemoteFile(path).sha256]
             } catch let error as TransportError where error.code == .noSuchFile {
                 return [:]
             }
@@ -281,7 +281,7 @@ final class SharedHashing: Sendable {
     private struct State {
         var work: [Verifier.HashWork]
         var next = 0
-        var found: [String: String] = [:]
+        var found: [PathKey: String] = [:]
     }
 
     private let state: Mutex<State>
@@ -298,22 +298,22 @@ final class SharedHashing: Sendable {
         }
     }
 
-    func record(_ digests: [String: String]) {
+    func record(_ digests: [PathKey: String]) {
         state.withLock { $0.found.merge(digests) { $1 } }
     }
 
-    var found: [String: String] { state.withLock { $0.found } }
+    var found: [PathKey: String] { state.withLock { $0.found } }
 }
 
 /// Running the hash command on the NAS for many files at once.
 enum RemoteHashCommand {
     /// Remote path → digest for every file the command could hash; missing files are absent.
-    static func hash(_ paths: [String], command: [String], _ sftp: SFTPConnection) async throws -> [String: String] {
+    static func hash(_ paths: [String], command: [String], _ sftp: SFTPConnection) async throws -> [PathKey: String] {
         let line = try ShellQuoting.command(command + ["--"] + paths)
         let result = try await sftp.run(line, timeout: nil, outputLimit: 64 << 20)
-        var digests: [String: String] = [:]
+        var digests: [PathKey: String] = [:]
         for outputLine in result.stdoutText.split(separator: "\n", omittingEmptySubsequences: true) {
-            if let parsed = Sha256sumFormat.parse(outputLine) { digests[parsed.path] = parsed.sha256 }
+            if let parsed = Sha256sumFormat.parse(outputLine) { digests[PathKey(parsed.path)] = parsed.sha256 }
         }
         // A command that hashed nothing and failed either found none of the files or did not
         // run at all (missing, no shell...). Only the NAS can tell which, whatever the command

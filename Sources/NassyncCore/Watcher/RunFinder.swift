@@ -34,7 +34,10 @@ public enum RunFinder {
                     continue
                 }
                 while let entry = readdir(directory) {
-                    let name = entryName(entry)
+                    guard let name = entryName(entry) else {
+                        unreadable.append((folder, "a name in it is not valid UTF-8, which nassync cannot carry yet"))
+                        continue
+                    }
                     guard name != "." && name != ".." && name != ".nassync", glob.matches(name: name) else { continue }
                     let candidate = folder + "/" + name
                     if isRealDirectory(candidate) { next.append(candidate) }
@@ -65,10 +68,11 @@ public enum RunFinder {
         return lstat(path, &info) == 0 && info.st_mode & S_IFMT == S_IFDIR
     }
 
-    static func entryName(_ entry: UnsafeMutablePointer<dirent>) -> String {
-        withUnsafePointer(to: &entry.pointee.d_name) { pointer in
-            pointer.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
-        }
+    /// The entry's name, or nil when it is not valid UTF-8 (decoding would repair it into a
+    /// name that is not the folder's).
+    static func entryName(_ entry: UnsafeMutablePointer<dirent>) -> String? {
+        let raw = withUnsafeBytes(of: &entry.pointee.d_name) { Array($0.prefix { $0 != 0 }) }
+        return String(validating: raw, as: UTF8.self)
     }
 }
 

@@ -84,11 +84,11 @@ public final class Watcher: Sendable {
         let ignore = IgnoreRules(instrument.ignore)
         var updates: [RunObservation] = []
         var finished: [RunObservation] = []
-        var jobSignatures: [String: String] = [:]
+        var jobSignatures: [(runPath: String, signature: String)] = []
 
         for run in found.runs {
-            let old = observations[run]
-            var job = jobs[run]
+            let old = observations[PathKey(run)]
+            var job = jobs[PathKey(run)]
             if job?.state == .failed { continue }  // an operator's to retry
             // A cleaned run's files are gone from here; whatever fills its folder now is a new
             // run, queued as one once it is finished (the NAS keeps the first one apart).
@@ -122,7 +122,7 @@ public final class Watcher: Sendable {
             if let job {
                 if let changedJob = try await noticeChange(job, &observation) {
                     report.changed.append(changedJob)
-                    jobSignatures[run] = observation.signature
+                    jobSignatures.append((run, observation.signature))
                 }
             } else if cleaned != nil && signature.files == 0 {
                 // Only what the cleanup left (ignored files, folders): no new run yet.
@@ -136,10 +136,10 @@ public final class Watcher: Sendable {
         }
 
         report.enqueued += try await enqueue(finished, instrument, updates: &updates)
-        for observation in finished { jobSignatures[observation.runPath] = observation.signature }
-        let present = Set(found.runs)
-        let vanished = observations.keys.filter { !present.contains($0) && jobs[$0] == nil }
-        try await queue.saveRunObservations(updates, jobSignatures: jobSignatures, forgetting: Array(vanished))
+        for observation in finished { jobSignatures.append((observation.runPath, observation.signature)) }
+        let present = Set(found.runs.map(PathKey.init))
+        let vanished = observations.filter { !present.contains($0.key) && jobs[$0.key] == nil }.map(\.value.runPath)
+        try await queue.saveRunObservations(updates, jobSignatures: jobSignatures, forgetting: vanished)
     }
 
     /// The runs of an instrument, or nil (logged once) when its root cannot be read.
@@ -232,7 +232,7 @@ public final class Watcher: Sendable {
     ) async throws -> [Job] {
         guard !finished.isEmpty else { return [] }
         let requests = finished.map { observation in
-            let relative = String(observation.runPath.dropFirst(instrument.root.count + 1))
+            let relative = observation.runPath.droppingPathBytes(instrument.root.utf8.count + 1)
             return JobQueue.EnqueueRequest(
                 runPath: observation.runPath, instrument: instrument.id,
                 nasPath: RemotePath.join(configuration.nas.root, instrument.id, relative))

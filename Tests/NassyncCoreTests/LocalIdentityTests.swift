@@ -1,0 +1,148 @@
+import Foundation
+import SFTPTransport
+import Testing
+import TestSupport
+
+@testable import NassyncCore
+
+/// "Unchanged" must be impossible to fake: size, mtime, ctime, inode and device, judged on the
+/// descriptor that was read and on the very name that is deleted.
+@Suite(.enabled(if: TestNAS.isAvailable, "needs the test NAS (scripts/test-nas start)"))
+struct LocalIdentityTests {
+    typealias Pipeline = PipelineTests.Pipeline
+
+    func setMtime(_ path: String, to info: stat) {
+        var times = [info.st_atim, info.st_mtim]
+        #expect(utimensat(AT_FDCWD, path, &times, AT_SYMLINK_NOFOLLOW) == 0)
+    }
+
+    func status(_ path: String) -> stat {
+        var info = stat()
+        _ = lstat(path, &info)
+        return info
+    }
+
+    @Test("a file rewritten in place with its mtime put back (cp -p, touch -r) is not deleted: the ctime moved")
+    func rewrittenWithMtimePutBack() async throws {
+        let p = try Pipeline("rewrite-in-place")
+        let id = try await p.queueRun("run", files: ["data.bin": pseudoRandomBytes(count: 4_000, seed: 1)])
+        try await PipelineTests().readyToClean(p, id)
+        let path = p.root + "/run/data.bin"
+        let before = status(path)
+        try await Task.sleep(for: .milliseconds(20))  // so the new ctime differs at any clock granularity
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
+        try handle.write(contentsOf: Data(pseudoRandomBytes(count: 4_000, seed: 2)))  // same size, other bytes
+        try handle.close()
+        setMtime(path, to: before)
+        let after = status(path)
+        #expect(after.st_size == before.st_size && after.st_ino == before.st_ino)
+        #expect(after.st_mtim.tv_sec == before.st_mtim.tv_sec && after.st_mtim.tv_nsec == before.st_mtim.tv_nsec,
+                "size, mtime and inode are all as they were")
+        await p.reaper.sweep()
+        await p.reaper.sweep()
+        #expect(FileManager.default.fileExists(atPath: path), "not deleted: those bytes were never sent")
+        let refused = try #require(p.log.events("cleanup.refused").first)
+        #expect(refused.metadata["reason"]?.contains("data.bin") == true)
+        #expect(try await p.job(id).state == .queued)
+        // Sent again, the new bytes are what the NAS holds.
+        try await p.transfer()
+        #expect(try Data(contentsOf: URL(fileURLWithPath: p.remoteRoot + "/SEQ_1/run/data.bin"))
+            == Data(pseudoRandomBytes(count: 4_000, seed: 2)))
+    }
+
+    @Test("a file swapped in under the name while the run is sent is not taken for the listed one")
+    func swappedUnderTheName() async throws {
+        let base = try Pipeline("swap-base")
+        let size = 64 << 20
+        let listed = base.root + "/run/big.bin"
+        try FileManager.default.createDirectory(atPath: base.root + "/run", withIntermediateDirectories: true)
+        for (path, seed) in [(listed, UInt64(1)), (base.folder + "/impostor.bin", 2)] {
+            #expect(FileManager.default.createFile(atPath: path, contents: nil))
+            let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
+            try handle.truncate(atOffset: UInt64(size - 4096))
+            try handle.seekToEnd()
+            try handle.write(contentsOf: Data(pseudoRandomBytes(count: 4096, seed: seed)))
+            try handle.close()
+        }
+        setMtime(base.folder + "/impostor.bin", to: status(listed))  // same size, same mtime
+        try Data("done".utf8).write(to: URL(fileURLWithPath: base.root + "/run/RunComplete.txt"))
+        let location = try RunLocation.locate(base.root + "/run", in: base.configuration)
+        let id = try await base.queue.enqueue(runPath: base.root + "/run", instrument: "SEQ_1", nasPath: location.nasPath)
+            .job.id!
+        // After the manifest is taken (the worker connects next), the impostor takes the name for
+        // the read; the listed file is back under its name 150 ms later, while the read goes on.
+        let swapped = LockedFlag()
+        let folder = base.folder
+        let worker = TransferWorker(
+            name: "w1", configuration: base.configuration, queue: base.queue, logger: base.log.logger,
+            connect: { [nas = base.nas] in
+                if swapped.setOnce() {
+                    rename(listed, folder + "/listed-aside")
+                    rename(folder + "/impostor.bin", listed)
+                    Thread.detachNewThread {
+                        usleep(150_000)
+                        rename(listed, folder + "/impostor.bin")
+                        rename(folder + "/listed-aside", listed)
+                    }
+                }
+                return try await SFTPConnection.connect(nas.shellLogin)
+            })
+        await worker.process(try #require(try await base.queue.claim(worker: "w1")))
+        let job = try await base.job(id)
+        #expect(job.state == .queued && job.attempts == 1, "the transfer failed instead of recording the impostor")
+        #expect(job.lastError?.contains("changed while it was being sent") == true, "\(job.lastError ?? "")")
+        let manifest = try await base.queue.manifest(job: id)
+        #expect(manifest.first { $0.path == "big.bin" }?.sha256 == nil, "no hash recorded for big.bin")
+    }
+
+    @Test("a run with one changed file loses nothing to a cleanup: every file is checked before any is deleted")
+    func nothingDeletedBeforeEveryCheck() async throws {
+        let p = try Pipeline("check-first")
+        let id = try await p.queueRun("run", files: ["a": [1], "b": [2], "z-last": [3]])
+        try await PipelineTests().readyToClean(p, id)
+        try Data([9, 9]).write(to: URL(fileURLWithPath: p.root + "/run/z-last"))  // last in manifest order
+        await p.reaper.sweep()
+        await p.reaper.sweep()
+        for name in ["a", "b", "z-last", "RunComplete.txt"] {
+            #expect(FileManager.default.fileExists(atPath: p.root + "/run/" + name), "\(name) kept")
+        }
+        #expect(try await p.job(id).state == .queued)
+    }
+
+    @Test("files a cleanup deleted before it had to stop stay in the manifest, the NAS manifest and the audit trail")
+    func stoppedHalfwayIsRemembered() async throws {
+        let p = try Pipeline("halfway")
+        let id = try await p.queueRun("run", files: ["a": [1, 1], "b": [2, 2]])
+        try await PipelineTests().readyToClean(p, id)
+        _ = try await p.queue.transition(job: id, to: .cleanupEligible, reason: "old enough")
+        // What a cleanup that stopped after deleting `a` leaves: `a` gone locally, the job failed.
+        try FileManager.default.removeItem(atPath: p.root + "/run/a")
+        let failed = try await p.queue.recordPartialCleanup(
+            job: id, deleted: ["a"], JobFailure("cleanup stopped after deleting 1 files", isTransient: false))
+        #expect(failed.state == .failed)
+        #expect(try await p.queue.events(job: id).last?.detail?.contains("deleting 1 files") == true)
+
+        // Retried: sent again (b and the marker), proven, cleaned; `a` is never forgotten.
+        _ = try await p.queue.resetToQueued(job: id, keepPasses: false)
+        try await p.transfer()
+        let manifest = try await p.queue.manifest(job: id)
+        #expect(manifest.contains { $0.path == "a" && $0.deletedAt != nil })
+        let nasManifest = try String(contentsOfFile: p.remoteRoot + "/SEQ_1/run/.nassync/manifest.sha256", encoding: .utf8)
+        #expect(nasManifest.contains("  a\n"), "\(nasManifest)")
+        for _ in 0..<2 {
+            try await p.verifyDue()
+            p.clock.advance(by: .seconds(3600))
+        }
+        p.clock.advance(by: .seconds(86_400))
+        await p.reaper.sweep()
+        await p.reaper.sweep()
+        #expect(try await p.job(id).state == .cleaned, "\(p.log.all.map { "\($0.event) \($0.metadata)" })")
+        #expect(try await p.job(id).files == 3, "a, b and the marker")
+    }
+}
+
+/// Set once, from any thread.
+final class LockedFlag: Sendable {
+    private let value = LockedValue(false)
+    func setOnce() -> Bool { !value.swap(true) }
+}
