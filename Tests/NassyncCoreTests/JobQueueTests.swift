@@ -38,6 +38,7 @@ struct JobQueueTests {
                     VALUES (7, '/data/a', 'I', 'awaiting_verify', '2026-11-01 10:00:00', '2026-11-01 10:00:00', '/nas/a', 1, 3);
                     INSERT INTO files (job_id, path, kind, size, sha256, transfer_state) VALUES (7, 'f', 'file', 3, 'abc', 'sent');
                     INSERT INTO events (job_id, at, to_state, reason) VALUES (7, '2026-11-01 10:00:00', 'queued', 'enqueued');
+                    INSERT INTO events (job_id, at, to_state, reason) VALUES (9, '2026-11-02 10:00:00', 'cleaned', 'pruned later');
                     """)
             }
             try old.close()
@@ -49,7 +50,7 @@ struct JobQueueTests {
         #expect(try await queue.events(job: 7).count == 1)
         #expect(try await queue.enqueue(runPath: "/data/a", instrument: "I", nasPath: nil).created == false)
         let fresh = try await queue.enqueue(runPath: "/data/b", instrument: "I", nasPath: nil).job
-        #expect(fresh.id == 8 && fresh.runID?.count == 36, "new jobs get an identity, and ids are never reused")
+        #expect(fresh.id == 10 && fresh.runID?.count == 36, "new jobs get an identity; a pruned job's id is never reused")
     }
 
     @Test("transient failures back off 30s, 2m, 8m, 30m, 2h, each step once, then the job fails")

@@ -139,6 +139,22 @@ struct LocalIdentityTests {
         #expect(try await p.job(id).state == .cleaned, "\(p.log.all.map { "\($0.event) \($0.metadata)" })")
         #expect(try await p.job(id).files == 3, "a, b and the marker")
     }
+
+    @Test("a new file under the name of one a cleanup deleted is never sent over its only copy on the NAS")
+    func deletedNameComesBack() async throws {
+        let p = try Pipeline("halfway-back")
+        let id = try await p.queueRun("run", files: ["a": [1, 1], "b": [2, 2]])
+        try await PipelineTests().readyToClean(p, id)
+        _ = try await p.queue.transition(job: id, to: .cleanupEligible, reason: "old enough")
+        try FileManager.default.removeItem(atPath: p.root + "/run/a")
+        _ = try await p.queue.recordPartialCleanup(job: id, deleted: ["a"], JobFailure("stopped", isTransient: false))
+        try Data([7, 7]).write(to: URL(fileURLWithPath: p.root + "/run/a"))  // a new `a`
+        _ = try await p.queue.resetToQueued(job: id, keepPasses: false)
+        try await p.transfer()
+        let job = try await p.job(id)
+        #expect(job.state == .failed && job.lastError?.contains("would replace the only copy") == true, "\(job.lastError ?? "")")
+        #expect(try Data(contentsOf: URL(fileURLWithPath: p.remoteRoot + "/SEQ_1/run/a")) == Data([1, 1]))
+    }
 }
 
 /// Set once, from any thread.

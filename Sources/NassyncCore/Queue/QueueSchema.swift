@@ -146,6 +146,12 @@ enum QueueSchema {
                     -- One job per run folder at a time; a cleaned run's folder that fills again is a new run.
                     CREATE UNIQUE INDEX jobs_open_run ON jobs (run_path) WHERE state <> 'cleaned';
                     CREATE INDEX jobs_run ON jobs (run_path, id);
+                    -- Dropping the old table dropped its id counter: ids of pruned jobs live on in
+                    -- events, and must never be handed out again.
+                    INSERT INTO sqlite_sequence (name, seq) SELECT 'jobs', 0
+                        WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'jobs');
+                    UPDATE sqlite_sequence SET seq = max(seq, (SELECT coalesce(max(job_id), 0) FROM events))
+                        WHERE name = 'jobs';
                     """)
         }
         migrator.registerMigration("v5: ctime and device in the manifest; files a cleanup deleted") { db in

@@ -36,6 +36,15 @@ extension TransferWorker {
         let signature = try? RunSignature.compute(
             runPath: job.runPath, marker: instrument.marker.map(Glob.init), ignore: ignore)
         let scanned = try LocalRunWalker.manifest(runPath: job.runPath, ignore: ignore)
+        // A file a cleanup deleted after it was proven has only its NAS copy: a new file of that
+        // name must not be sent over it.
+        let deleted = Set(try await queue.manifest(job: id).filter { $0.deletedAt != nil }.map { PathKey($0.path) })
+        if let back = scanned.first(where: { deleted.contains(PathKey($0.path)) }) {
+            throw TransferFailure(
+                message: "\(job.runPath)/\(back.path) was deleted by a cleanup after it was proven on the NAS, and a "
+                    + "new file of that name has appeared; move it out of the run, it would replace the only copy",
+                isTransient: false)
+        }
         _ = try await queue.replaceManifest(job: id, entries: scanned, runSignature: signature)
         let manifest = try await queue.manifest(job: id)
         let files = manifest.filter { $0.kind == .file }

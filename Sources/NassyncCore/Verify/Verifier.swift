@@ -17,7 +17,9 @@ public final class Verifier: Sendable {
     let lanes: [ConnectionSlot]
     /// What was found out about the NAS on the current connection (probed once per connection
     /// and hash command).
-    private let chosen = LockedValue<(connection: UUID, command: [String], found: Capabilities)?>(nil)
+    private let chosen = LockedValue<
+        (connection: UUID, method: Configuration.VerifyMethod, command: [String], found: Capabilities)?
+    >(nil)
     /// The last `verify.method` line logged, so a reconnect to the same NAS does not repeat it.
     private let reported = LockedValue<Capabilities?>(nil)
 
@@ -124,7 +126,9 @@ public final class Verifier: Sendable {
     func capabilities(for sftp: SFTPConnection) async throws -> Capabilities {
         let verify = configuration.verify
         let key = sftp.id
-        if let cached = chosen.get(), cached.connection == key, cached.command == verify.remoteCommand {
+        if let cached = chosen.get(), cached.connection == key, cached.method == verify.method,
+            cached.command == verify.remoteCommand
+        {
             return cached.found
         }
         var found: Capabilities
@@ -144,7 +148,7 @@ public final class Verifier: Sendable {
             try? await sftp.remove(remote)
             found = try probed.get()
         }
-        chosen.swap((key, verify.remoteCommand, found))
+        chosen.swap((key, verify.method, verify.remoteCommand, found))
         if reported.swap(found) != found {
             var metadata: Logger.Metadata = [
                 "method": .string(found.method.rawValue),
