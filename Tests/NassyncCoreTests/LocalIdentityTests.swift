@@ -129,13 +129,7 @@ struct LocalIdentityTests {
         #expect(manifest.contains { $0.path == "a" && $0.deletedAt != nil })
         let nasManifest = try String(contentsOfFile: p.remoteRoot + "/SEQ_1/run/.nassync/manifest.sha256", encoding: .utf8)
         #expect(nasManifest.contains("  a\n"), "\(nasManifest)")
-        for _ in 0..<2 {
-            try await p.verifyDue()
-            p.clock.advance(by: .seconds(3600))
-        }
-        p.clock.advance(by: .seconds(86_400))
-        await p.reaper.sweep()
-        await p.reaper.sweep()
+        try await p.proveAndClean()
         #expect(try await p.job(id).state == .cleaned, "\(p.log.all.map { "\($0.event) \($0.metadata)" })")
         #expect(try await p.job(id).files == 3, "a, b and the marker")
     }

@@ -91,6 +91,11 @@ struct PipelineTests {
         /// Transfer, then every pass an hour apart, then a day for min_age, then clean.
         func runToCleaned(_ id: Int64) async throws {
             try await transfer()
+            try await proveAndClean()
+        }
+
+        /// Every pass an hour apart, then a day for min_age, then clean: what follows a transfer.
+        func proveAndClean() async throws {
             for _ in 0..<configuration.verify.passes {
                 try await verifyDue()
                 clock.advance(by: .seconds(3600))

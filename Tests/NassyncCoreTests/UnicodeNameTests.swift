@@ -95,13 +95,7 @@ struct UnicodeNameTests {
         try await p.transfer()
         try await p.queue.resetToQueued(job: nfcJob.id!, keepPasses: false)
         try await p.transfer()
-        for _ in 0..<2 {
-            try await p.verifyDue()
-            p.clock.advance(by: .seconds(3600))
-        }
-        p.clock.advance(by: .seconds(86_400))
-        await p.reaper.sweep()
-        await p.reaper.sweep()
+        try await p.proveAndClean()
         for job in queued {
             #expect(try await p.job(job.id!).state == .cleaned, "\(p.log.all.map { "\($0.event) \($0.metadata)" })")
             #expect(!exists(job.runPath))
