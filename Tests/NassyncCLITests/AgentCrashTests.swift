@@ -13,10 +13,13 @@ struct AgentCrashTests {
         let nas = try TestNAS.require()
         let folder = try makeLocalFolder("agent-crash")
         defer { try? FileManager.default.removeItem(atPath: folder) }
+        // 256 MiB over an 8 MiB/s link: the kill lands mid-file however slowly this test runs.
+        let relay = try TCPRelay(targetPort: nas.port, bytesPerSecond: 8 << 20)
+        defer { relay.close() }
         let remoteRoot = try nas.makeRemoteFolder("agent-crash")
         let run = folder + "/instrument/run-1"
         try FileManager.default.createDirectory(atPath: run, withIntermediateDirectories: true)
-        let size = 768 << 20
+        let size = 256 << 20
         let expectedDigest = try writeBigFile(run + "/big.bin", size: size)
         try Data("small".utf8).write(to: URL(fileURLWithPath: run + "/small.txt"))
         try Data().write(to: URL(fileURLWithPath: run + "/RunComplete.txt"))
@@ -27,7 +30,7 @@ struct AgentCrashTests {
             state_dir = "state"
             log_file = "nassync.log"
             workers = 1
-            \(nas.configSection(root: remoteRoot))
+            \(nas.configSection(root: remoteRoot, knownHosts: try nas.knownHosts(forPort: relay.port, in: folder), port: relay.port))
             [verify]
             passes = 2
             interval = "1s"

@@ -14,10 +14,16 @@ struct GracefulStopTests {
         let run: String
         let remoteRun: String
         let watch: AgentWatch
+        /// A slow link in front of the NAS, when the test needs a wide window mid-transfer.
+        let relay: TCPRelay?
 
-        init(_ label: String, verify: String = "") throws {
+        init(_ label: String, verify: String = "", linkBytesPerSecond: Int? = nil) throws {
             let nas = try TestNAS.require()
-            folder = try makeLocalFolder(label)
+            let folder = try makeLocalFolder(label)
+            self.folder = folder
+            let relay = try linkBytesPerSecond.map { try TCPRelay(targetPort: nas.port, bytesPerSecond: $0) }
+            self.relay = relay
+            let knownHosts = try relay.map { try nas.knownHosts(forPort: $0.port, in: folder) }
             let remoteRoot = try nas.makeRemoteFolder(label)
             run = folder + "/instrument/run-1"
             remoteRun = remoteRoot + "/SEQ_1/run-1"
@@ -28,7 +34,7 @@ struct GracefulStopTests {
                 state_dir = "state"
                 log_file = "nassync.log"
                 workers = 1
-                \(nas.configSection(root: remoteRoot))
+                \(nas.configSection(root: remoteRoot, knownHosts: knownHosts, port: relay?.port))
                 [verify]
                 passes = 2
                 interval = "1s"
@@ -56,9 +62,14 @@ struct GracefulStopTests {
 
     @Test("SIGTERM mid-transfer: the job is queued before exit, no error is logged, the restart resumes byte-identical")
     func stopMidTransfer() async throws {
-        let s = try Setup("stop-transfer")
-        defer { try? FileManager.default.removeItem(atPath: s.folder) }
-        let size = 512 << 20
+        // 256 MiB over an 8 MiB/s link: the transfer is under way for half a minute, so the
+        // stop lands mid-file however slowly this test gets to run on a loaded machine.
+        let s = try Setup("stop-transfer", linkBytesPerSecond: 8 << 20)
+        defer {
+            s.relay?.close()
+            try? FileManager.default.removeItem(atPath: s.folder)
+        }
+        let size = 256 << 20
         let expected = try writeBigFile(s.run + "/big.bin", size: size)
         try Data().write(to: URL(fileURLWithPath: s.run + "/RunComplete.txt"))
 

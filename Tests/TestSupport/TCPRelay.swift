@@ -7,15 +7,18 @@ import Glibc
 
 /// A TCP relay on 127.0.0.1 in front of the test sshd, whose connections a test can cut: a
 /// dropped network link, made with real sockets. Not a fake transport: every byte still goes
-/// to and from the real server.
+/// to and from the real server. With `bytesPerSecond`, each direction of each connection is
+/// held to that rate: a slow link, so a test's window mid-transfer is wide on a loaded machine.
 public final class TCPRelay: Sendable {
     public let port: Int
     private let listener: Int32
     private let target: Int
+    private let bytesPerSecond: Int?
     private let live = Mutex<[Int32]>([])
 
-    public init(targetPort: Int) throws {
+    public init(targetPort: Int, bytesPerSecond: Int? = nil) throws {
         target = targetPort
+        self.bytesPerSecond = bytesPerSecond
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         var one: Int32 = 1
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
@@ -69,15 +72,23 @@ public final class TCPRelay: Sendable {
                 continue
             }
             live.withLock { $0 += [client, server] }
-            Thread.detachNewThread { Self.pump(from: client, to: server) }
-            Thread.detachNewThread { Self.pump(from: server, to: client) }
+            Thread.detachNewThread { [bytesPerSecond] in Self.pump(from: client, to: server, rate: bytesPerSecond) }
+            Thread.detachNewThread { [bytesPerSecond] in Self.pump(from: server, to: client, rate: bytesPerSecond) }
         }
     }
 
-    private static func pump(from source: Int32, to destination: Int32) {
+    private static func pump(from source: Int32, to destination: Int32, rate: Int?) {
         var buffer = [UInt8](repeating: 0, count: 65_536)
+        let started = Date()
+        var relayed = 0
         while true {
-            let count = recv(source, &buffer, buffer.count, 0)
+            if let rate {
+                // Sleep until the bytes relayed so far are due at `rate`, then read at most 1/20 s of it.
+                let ahead = Double(relayed) / Double(rate) - Date().timeIntervalSince(started)
+                if ahead > 0 { Thread.sleep(forTimeInterval: ahead) }
+            }
+            let chunk = rate.map { min(buffer.count, max(1, $0 / 20)) } ?? buffer.count
+            let count = recv(source, &buffer, chunk, 0)
             if count <= 0 { break }
             var offset = 0
             while offset < count {
@@ -86,6 +97,7 @@ public final class TCPRelay: Sendable {
                 offset += sent
             }
             if offset < count { break }
+            relayed += count
         }
         shutdown(source, Int32(SHUT_RDWR))
         shutdown(destination, Int32(SHUT_RDWR))

@@ -82,6 +82,15 @@ public struct TestNAS: Sendable {
         """
     }
 
+    /// A known_hosts file in `folder` that vouches for the test sshd's key on `port` (a relay's).
+    public func knownHosts(forPort port: Int, in folder: String) throws -> String {
+        let hostKey = try String(contentsOfFile: knownHosts, encoding: .utf8).split(separator: " ").dropFirst()
+            .joined(separator: " ")
+        let file = folder + "/known_hosts-\(port)"
+        try "[127.0.0.1]:\(port) \(hostKey)".write(toFile: file, atomically: true, encoding: .utf8)
+        return file
+    }
+
     /// A fresh, empty folder under the NAS root, as a remote path (also valid locally: same machine).
     public func makeRemoteFolder(_ label: String) throws -> String {
         let path = root + "/" + label + "-" + UUID().uuidString
