@@ -11,7 +11,7 @@ struct LocalFile: ~Copyable {
     let openedAs: LocalFileStatus
 
     init(openForReading path: String) throws {
-        let fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+        let fd = open(path.pathCString, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
         guard fd >= 0 else { throw Self.error(errno, "cannot open local file", path: path) }
         var info = stat()
         guard fstat(fd, &info) == 0 else {

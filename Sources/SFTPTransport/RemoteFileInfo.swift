@@ -63,6 +63,7 @@ public struct CommandResult: Sendable, Equatable {
     public var stdout: [UInt8]
     public var stderr: [UInt8]
 
-    public var stdoutText: String { String(decoding: stdout, as: UTF8.self) }
-    public var stderrText: String { String(decoding: stderr, as: UTF8.self) }
+    /// Decoded as paths are (`init(pathBytes:)`): a name the command prints comes back exact.
+    public var stdoutText: String { String(pathBytes: stdout) }
+    public var stderrText: String { String(pathBytes: stderr) }
 }

@@ -16,7 +16,7 @@ extension SSHSession {
             throw lastError("cannot open an SSH channel for a command", defaultCode: .protocol)
         }
         defer { libssh2_channel_free(channel) }
-        let bytes = Array(command.utf8)
+        let bytes = command.pathBytes  // names quoted in it go out as their own bytes
         guard !bytes.contains(0) else { throw TransportError(.protocol, "a command cannot contain a NUL byte") }
         let started = bytes.withUnsafeBufferPointer { buffer in
             buffer.withMemoryRebound(to: CChar.self) { chars in

@@ -103,7 +103,7 @@ extension SSHSession {
             let count = nassync_sftp_readdir(handle, &buffer, buffer.count, &attributes)
             if count == 0 { break }
             guard count > 0 else { throw lastError("cannot read remote directory", path: path) }
-            let name = String(decoding: buffer[0..<Int(count)].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            let name = String(pathBytes: buffer[0..<Int(count)].map { UInt8(bitPattern: $0) })
             if name == "." || name == ".." { continue }
             entries.append(RemoteDirectoryEntry(name: name, info: RemoteFileInfo(attributes)))
         }
@@ -123,7 +123,7 @@ extension SSHSession {
         // link, with a status code that varies from call to call (so it can look like any error).
         // Believe the server's file system instead: the link exists and points where asked.
         guard error.code != .cancelled, error.libssh2Error == LIBSSH2_ERROR_SFTP_PROTOCOL else { throw error }
-        if (try? statIfExists(linkPath))??.kind == .symlink, (try? readSymlink(linkPath)) == target {
+        if (try? statIfExists(linkPath))??.kind == .symlink, (try? readSymlink(linkPath))?.isSamePath(as: target) == true {
             return
         }
         throw error
@@ -137,7 +137,7 @@ extension SSHSession {
             nassync_sftp_readlink(sftp, cPath, length, &buffer, capacity)
         }
         guard count >= 0 else { throw lastError("cannot read remote symlink", path: path) }
-        return String(decoding: buffer[0..<Int(count)].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return String(pathBytes: buffer[0..<Int(count)].map { UInt8(bitPattern: $0) })
     }
 
     /// Free bytes for an unprivileged user on the file system holding `path`, if the server

@@ -277,7 +277,7 @@ final class SSHSession: @unchecked Sendable {
 
 /// Calls `body` with a path as C bytes and their length, refusing NUL (SFTP cannot carry it).
 func withRemotePath<T>(_ path: String, _ body: (UnsafePointer<CChar>, UInt32) throws -> T) throws -> T {
-    var bytes = Array(path.utf8CString)
+    var bytes = path.pathCString
     guard !bytes.dropLast().contains(0) else {
         throw TransportError(.protocol, "a remote path cannot contain a NUL byte", path: path)
     }

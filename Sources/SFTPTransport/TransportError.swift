@@ -73,7 +73,7 @@ public struct TransportError: Error, CustomStringConvertible, Sendable {
 
     public var description: String {
         var text = "\(code): \(message)"
-        if let path { text += " (path: \(path.debugDescription))" }
+        if let path { text += " (path: \(path.displayPath.debugDescription))" }
         var raw: [String] = []
         if let libssh2Error { raw.append("libssh2 error \(libssh2Error)") }
         if let sftpStatus { raw.append("SFTP status \(sftpStatus)") }

@@ -106,23 +106,142 @@ struct UnicodeNameTests {
         }
     }
 
-    @Test("a name that is not valid UTF-8 fails its job at once, naming it escaped; nothing is sent under another name")
-    func invalidUTF8Name() async throws {
-        let p = try PipelineTests.Pipeline("latin1")
-        let id = try await p.queueRun("run", files: ["fine.txt": [1]])
-        // "café" in Latin-1, as an old Windows share may hand it over.
-        let raw = Array((p.root + "/run/caf").utf8) + [0xE9, UInt8(ascii: "."), UInt8(ascii: "t")] + [0]
-        let fd = raw.withUnsafeBufferPointer { buffer in
-            buffer.withMemoryRebound(to: CChar.self) { open($0.baseAddress!, O_WRONLY | O_CREAT, 0o644) }
+    /// Byte-path versions of the helpers above: these names have no exact Swift `String`.
+    func write(bytesPath path: [UInt8], _ bytes: [UInt8]) {
+        let fd = (path + [0]).withUnsafeBufferPointer { buffer in
+            buffer.withMemoryRebound(to: CChar.self) { open($0.baseAddress!, O_WRONLY | O_CREAT | O_TRUNC, 0o644) }
         }
-        #expect(fd >= 0)
+        #expect(fd >= 0, "open \(path)")
+        _ = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
         close(fd)
+    }
+
+    func read(bytesPath path: [UInt8]) -> [UInt8]? {
+        read(String(pathBytes: path).pathCString)
+    }
+
+    func read(_ cPath: [CChar]) -> [UInt8]? {
+        let fd = open(cPath, O_RDONLY)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var bytes: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65_536)
+        while true {
+            let count = Glibc.read(fd, &buffer, buffer.count)
+            if count <= 0 { break }
+            bytes += buffer[0..<count]
+        }
+        return bytes
+    }
+
+    /// The names in a folder as raw bytes, sorted.
+    func listing(bytesPath path: [UInt8]) -> [[UInt8]] {
+        guard let directory = opendir((path + [0]).map { CChar(bitPattern: $0) }) else { return [] }
+        defer { closedir(directory) }
+        var names: [[UInt8]] = []
+        while let entry = readdir(directory) {
+            let name = withUnsafeBytes(of: &entry.pointee.d_name) { Array($0.prefix { $0 != 0 }) }
+            if name != [0x2E] && name != [0x2E, 0x2E] { names.append(name) }
+        }
+        return names.sorted { $0.lexicographicallyPrecedes($1) }
+    }
+
+    @Test("names that are not valid UTF-8 go through unchanged: watcher, transfer, verify, retry by signal file, reaper",
+          arguments: ["remote-command", "read-back"])
+    func invalidUTF8Names(method: String) async throws {
+        let p = try PipelineTests.Pipeline("latin1-\(method)", method: method)
+        let watcher = Watcher(configuration: p.configuration, queue: p.queue, logger: p.log.logger, useInotify: false,
+                              clock: p.clock.function)
+        // A run folder and files named in Latin-1, as an old Windows share may hand them over; a
+        // lone 0xFF; a quote and a space beside a bad byte (shell quoting); a folder with a bad
+        // name; and a valid name using the scalars that carry bad bytes inside nassync.
+        let runName = Array("Run-caf".utf8) + [0xE9]
+        let names: [[UInt8]] = [
+            Array("caf".utf8) + [0xE9, 0x2E, 0x74],
+            [0xFF],
+            Array("it's ".utf8) + [0xC3, 0x28],
+            Array("\u{10FF41}-real".utf8),
+        ]
+        let folderName = [0xE9] + Array("-dir".utf8)
+        for name in names + [runName, folderName] where name != Array("\u{10FF41}-real".utf8) {
+            #expect(String(validating: name, as: UTF8.self) == nil, "the test name \(name) is really not UTF-8")
+        }
+        let run = Array(p.root.utf8) + [0x2F] + runName
+        #expect((run + [0]).withUnsafeBufferPointer { $0.withMemoryRebound(to: CChar.self) { mkdir($0.baseAddress!, 0o755) } } == 0)
+        let nested = run + [0x2F] + folderName
+        #expect((nested + [0]).withUnsafeBufferPointer { $0.withMemoryRebound(to: CChar.self) { mkdir($0.baseAddress!, 0o755) } } == 0)
+        var contents: [(path: [UInt8], bytes: [UInt8])] = []
+        for (index, name) in names.enumerated() {
+            let bytes = pseudoRandomBytes(count: 500 + index, seed: UInt64(40 + index))
+            write(bytesPath: run + [0x2F] + name, bytes)
+            contents.append((runName + [0x2F] + name, bytes))
+        }
+        write(bytesPath: nested + [0x2F] + names[0], [7, 7, 7])
+        contents.append((runName + [0x2F] + folderName + [0x2F] + names[0], [7, 7, 7]))
+        write(bytesPath: run + Array("/RunComplete.txt".utf8), Array("done".utf8))
+
+        let queued = await watcher.scan().enqueued
+        let job = try #require(queued.first, "the run was queued: \(p.log.all.map { "\($0.event) \($0.metadata)" })")
+        #expect(job.runPath.pathBytes == run, "the run path is carried exactly")
         try await p.transfer()
-        let job = try await p.job(id)
-        #expect(job.state == .failed && job.attempts == 1)
-        #expect(job.lastError?.contains("caf\\xE9.t has a name that is not valid UTF-8") == true, "\(job.lastError ?? "")")
-        let sent = (try? FileManager.default.contentsOfDirectory(atPath: p.remoteRoot + "/SEQ_1/run")) ?? []
-        #expect(!sent.contains { $0.contains("\u{FFFD}") }, "no repaired name reached the NAS: \(sent)")
-        #expect(FileManager.default.fileExists(atPath: p.root + "/run/fine.txt"), "nothing deleted")
+        var current = try await p.job(job.id!)
+        #expect(current.state == .awaitingVerify, "\(current.lastError ?? "")")
+        let nasRun = Array((p.remoteRoot + "/SEQ_1/").utf8) + runName
+        for (path, bytes) in contents {
+            #expect(read(bytesPath: Array((p.remoteRoot + "/SEQ_1/").utf8) + path) == bytes, "NAS copy of \(path)")
+        }
+        let local = listing(bytesPath: run), remote = listing(bytesPath: nasRun).filter { $0 != Array(".nassync".utf8) }
+        #expect(local == remote, "the NAS holds the same names, byte for byte, and no repaired one")
+        try await p.verifyDue()
+        current = try await p.job(job.id!)
+        #expect(current.verifyPasses == 1, "\(current.lastError ?? "")")
+
+        // Failed, then retried by a signal file that names the run by its raw bytes.
+        _ = try await p.queue.recordFailure(job: job.id!, JobFailure("host key changed", isTransient: false))
+        let inbox = ControlInbox(configuration: p.configuration, queue: p.queue, logger: p.log.logger)
+        let control = Agent.controlDirectory(p.configuration)
+        try FileManager.default.createDirectory(atPath: control, withIntermediateDirectories: true)
+        try write(control + "/retry-latin1", run + [0x0A])
+        var old = [timespec(tv_sec: time(nil) - 5, tv_nsec: 0), timespec(tv_sec: time(nil) - 5, tv_nsec: 0)]
+        utimensat(AT_FDCWD, control + "/retry-latin1", &old, 0)
+        await inbox.check()
+        current = try await p.job(job.id!)
+        #expect(current.state == .queued, "\(p.log.events("control.rejected").map(\.metadata))")
+        #expect(current.verifyPasses == 1, "unchanged run: its pass is kept")
+
+        try await p.transfer()
+        try await p.proveAndClean()
+        current = try await p.job(job.id!)
+        #expect(current.state == .cleaned, "\(p.log.all.map { "\($0.event) \($0.metadata)" })")
+        #expect(read(bytesPath: run + [0x2F] + names[1]) == nil, "the local run is gone")
+        for (path, bytes) in contents {
+            #expect(read(bytesPath: Array((p.remoteRoot + "/SEQ_1/").utf8) + path) == bytes, "the NAS keeps \(path)")
+        }
+        // People see the bad bytes as \xNN, in the log and in status.
+        let cleaned = try #require(p.log.events("cleanup.deleted").first)
+        #expect("\(cleaned.metadata["run"]!)".displayPath.hasSuffix("Run-caf\\xE9"))
+        #expect(JSONText.string(job.runPath).hasSuffix(#"Run-caf\\xE9""#), "in JSON, the backslash is escaped")
+    }
+
+    @Test("the path codec: every byte string comes back exact; valid UTF-8 is itself; distinct bytes stay distinct")
+    func pathCodec() {
+        var seed: UInt64 = 99
+        var seen: [[UInt8]: String] = [:]
+        for length in 0..<400 {
+            let bytes = pseudoRandomBytes(count: length % 12 + 1, seed: seed).map { $0 == 0 ? 1 : $0 }
+            seed += 1
+            let text = String(pathBytes: bytes)
+            #expect(text.pathBytes == bytes, "\(bytes)")
+            if let other = seen[bytes] { #expect(Array(other.utf8) == Array(text.utf8)) }
+            seen[bytes] = text
+        }
+        let keys = Set(seen.values.map { PathKey($0) })
+        #expect(keys.count == seen.count, "no two byte strings share a String")
+        #expect(String(pathBytes: Array("café/\u{301}x".utf8)) == "café/\u{301}x")
+        #expect(Array(String(pathBytes: Array("cafe\u{301}".utf8)).utf8) == Array("cafe\u{301}".utf8))
+        #expect(String(pathBytes: [0x61, 0xFF]).displayPath == "a\\xFF")
+        let real = Array("\u{10FF41}".utf8)
+        #expect(String(pathBytes: real).pathBytes == real, "a real carrier-range scalar round-trips")
+        #expect(String(pathBytes: real).displayPath == "\\xF4\\x8F\\xBD\\x81")
     }
 }

@@ -243,7 +243,7 @@ public final class Reaper: Sendable {
 
     private static func isGone(_ path: String) -> Bool {
         var info = stat()
-        return lstat(path, &info) != 0 && errno == ENOENT
+        return lstat(path.pathCString, &info) != 0 && errno == ENOENT
     }
 
     /// The run folder is gone already: a cleanup cut off before it could record itself, or a

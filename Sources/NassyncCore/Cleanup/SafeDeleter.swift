@@ -54,19 +54,19 @@ final class SafeDeleter {
     init(root: String, relativeRun: String) throws {
         let components = relativeRun.pathComponents
         guard let name = components.last else { throw Refusal(message: "a run cannot be the instrument root itself") }
-        var fd = open(root, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        var fd = open(root.pathCString, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
         guard fd >= 0 else {
             let code = errno
             throw Refusal.opening("the instrument root \(root)", errno: code)
         }
         for component in components.dropLast() {
-            let next = openat(fd, component, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+            let next = openat(fd, component.pathCString, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
             let code = errno
             close(fd)
             guard next >= 0 else { throw Refusal.opening(root + "/" + relativeRun, errno: code) }
             fd = next
         }
-        let run = openat(fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        let run = openat(fd, name.pathCString, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
         guard run >= 0 else {
             let code = errno
             close(fd)
@@ -166,18 +166,18 @@ final class SafeDeleter {
     /// Removes the run folder itself if it is empty, relative to the folder it was opened
     /// through (never by path, which a swapped symlink could redirect). Returns whether it is gone.
     func removeRunFolderIfEmpty() -> Bool {
-        unlinkat(parentDescriptor, runName, AT_REMOVEDIR) == 0 || errno == ENOENT
+        unlinkat(parentDescriptor, runName.pathCString, AT_REMOVEDIR) == 0 || errno == ENOENT
     }
 
     /// Calls `body` with a descriptor of the folder holding `relativePath` and its last
-    /// component, or returns nil when a folder on the way no longer exists.
-    private func withParent<T>(of relativePath: String, _ body: (Int32, String) throws -> T) throws -> T? {
+    /// component (as the C string of its bytes), or returns nil when a folder on the way no longer exists.
+    private func withParent<T>(of relativePath: String, _ body: (Int32, [CChar]) throws -> T) throws -> T? {
         let components = relativePath.pathComponents
         guard let name = components.last else { throw Refusal(message: "an empty path in the manifest") }
         var fd = dup(runDescriptor)
         defer { close(fd) }
         for component in components.dropLast() {
-            let next = openat(fd, component, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+            let next = openat(fd, component.pathCString, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
             guard next >= 0 else {
                 let code = errno
                 if code == ENOENT { return nil }
@@ -186,6 +186,6 @@ final class SafeDeleter {
             close(fd)
             fd = next
         }
-        return try body(fd, name)
+        return try body(fd, name.pathCString)
     }
 }

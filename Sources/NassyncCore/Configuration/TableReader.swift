@@ -50,6 +50,11 @@ struct TableReader {
     mutating func string(_ key: String) throws -> String? {
         guard let value = value(key) else { return nil }
         guard let string = value.string else { throw typeMismatch(key, expected: "a string", found: value) }
+        // Those scalars carry the bytes of file names that are not UTF-8 (see `init(pathBytes:)`),
+        // so a path spelled with them would name other bytes than the ones written here.
+        guard !string.unicodeScalars.contains(where: { $0.value >= 0x10FF00 }) else {
+            throw error(key, "holds a character from U+10FF00 to U+10FFFF, which nassync reserves for file-name bytes")
+        }
         return string
     }
 

@@ -67,7 +67,7 @@ public final class ControlInbox: Sendable {
     }
 
     private func handle(_ rawName: [UInt8], in folder: borrowing ControlFolder) async {
-        let name = String(decoding: rawName, as: UTF8.self)  // for the log only
+        let name = String(pathBytes: rawName)  // for the log only
         let data: [UInt8]
         switch folder.read(rawName, quietFor: 0.5, now: Date()) {
         case .fresh, .gone: return  // a file still being written by hand waits for the next look
@@ -78,9 +78,10 @@ public final class ControlInbox: Sendable {
             return
         case .accepted(let bytes): data = bytes
         }
-        let text = String(decoding: data, as: UTF8.self)
-        let lines = text.split(separator: "\n", omittingEmptySubsequences: true).map {
-            String($0.hasSuffix("\r") ? $0.dropLast() : $0)
+        // Split by bytes and decoded as paths are: a run path in a line comes back exact, also
+        // when it is not valid UTF-8 or a line starts with a combining mark.
+        let lines = data.split(separator: UInt8(ascii: "\n")).map {
+            String(pathBytes: $0.last == UInt8(ascii: "\r") ? $0.dropLast() : $0)
         }.filter { !$0.trimmingCharacters(in: .whitespaces).isEmpty }
 
         var rejected: [String] = []
@@ -112,7 +113,7 @@ public final class ControlInbox: Sendable {
     }
 
     private func setAside(_ rawName: [UInt8], in folder: borrowing ControlFolder) {
-        if let code = folder.setAside(rawName) { markStuck(rawName, String(decoding: rawName, as: UTF8.self), code) }
+        if let code = folder.setAside(rawName) { markStuck(rawName, String(pathBytes: rawName), code) }
     }
 
     /// A file the agent may not rename or remove would be acted on, and logged, every second:

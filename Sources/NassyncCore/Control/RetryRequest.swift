@@ -23,7 +23,7 @@ public enum RetryRequest {
         let name = "retry-\(Int(Date().timeIntervalSince1970))-\(getpid())-\(UUID().uuidString.prefix(8))"
         let temporary = controlDirectory + "/." + name + ".tmp"
         let final = controlDirectory + "/" + name
-        try Data(target.line.utf8).write(to: URL(fileURLWithPath: temporary))
+        try Data(target.line.pathBytes).write(to: URL(fileURLWithPath: temporary))
         // Old enough at once for the agent's "still being written?" check, which guards hand-made files.
         try FileManager.default.setAttributes([.modificationDate: Date(timeIntervalSinceNow: -1)], ofItemAtPath: temporary)
         try FileManager.default.moveItem(atPath: temporary, toPath: final)

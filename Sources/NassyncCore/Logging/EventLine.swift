@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import SFTPTransport
 
 /// One log event as a line: logfmt (`ts=… level=info event=job.verified job=12 …`) or a JSON object.
 ///
@@ -64,6 +65,7 @@ public enum EventLine {
     /// A bare value when it is safe to leave bare, else double-quoted with `\"`, `\\` and control
     /// characters escaped: a file name can never break a line or forge a key.
     static func logfmtValue(_ value: String) -> String {
+        let value = value.displayPath  // a path's bytes that are not UTF-8 as `\xNN`
         let needsQuotes = value.isEmpty || value.unicodeScalars.contains {
             $0 == " " || $0 == "=" || $0 == "\"" || $0 == "\\" || $0.value < 0x20 || $0.value == 0x7f
         }

@@ -7,4 +7,7 @@ public struct PathKey: Hashable, Sendable {
     public init(_ path: String) {
         bytes = Array(path.utf8)
     }
+
+    /// The path this key was made from.
+    public var path: String { String(decoding: bytes, as: UTF8.self) }
 }

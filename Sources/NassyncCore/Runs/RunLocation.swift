@@ -53,7 +53,7 @@ public struct RunLocation: Sendable, Equatable {
         for component in relative.pathComponents {
             current += "/" + component
             var info = stat()
-            guard lstat(current, &info) == 0 else {
+            guard lstat(current.pathCString, &info) == 0 else {
                 throw Problem(kind: .notADirectory, description: "\(current): \(String(cString: strerror(errno)))")
             }
             guard info.st_mode & S_IFMT == S_IFDIR else {

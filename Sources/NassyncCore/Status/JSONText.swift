@@ -1,6 +1,10 @@
+import SFTPTransport
+
 /// Just enough JSON writing for status lines and log lines, with exact string escaping.
 public enum JSONText {
+    /// A path's bytes that are not UTF-8 are shown as `\xNN` (see `displayPath`).
     public static func string(_ value: String) -> String {
+        let value = value.displayPath
         // Most values need no escaping; checking bytes first keeps status --json fast.
         if !value.utf8.contains(where: { $0 < 0x20 || $0 == 0x22 || $0 == 0x5c || $0 == 0x7f }) {
             return "\"" + value + "\""

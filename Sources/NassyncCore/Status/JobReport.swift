@@ -1,4 +1,5 @@
 import Foundation
+import SFTPTransport
 
 /// How `nassync status` shows jobs: a JSON object per job, or an aligned table row.
 public enum JobReport {
@@ -96,8 +97,10 @@ public enum JobReport {
         return unit == 0 ? "\(bytes) B" : String(format: "%.1f %@", value, units[unit])
     }
 
-    /// A path or message on one line: control characters are shown escaped, never printed raw.
+    /// A path or message on one line: control characters are shown escaped, never printed raw,
+    /// and a path's bytes that are not UTF-8 as `\xNN`.
     public static func printable(_ text: String) -> String {
+        let text = text.displayPath
         guard text.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7f }) else { return text }
         let escaped = JSONText.string(text)
         return String(escaped.dropFirst().dropLast())

@@ -39,7 +39,7 @@ extension ManifestEntry {
     /// `isStill` for the file at `path`; nil when it no longer exists.
     func isStill(at path: String) -> Bool? {
         var info = stat()
-        guard lstat(path, &info) == 0 else { return nil }
+        guard lstat(path.pathCString, &info) == 0 else { return nil }
         return isStill(info)
     }
 

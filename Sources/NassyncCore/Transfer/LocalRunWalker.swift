@@ -17,7 +17,7 @@ public enum LocalRunWalker {
     /// Sorted by path. `.nassync/` and `ignore` matches are left out.
     public static func manifest(runPath: String, ignore: IgnoreRules) throws -> [ManifestEntry] {
         var entries: [ManifestEntry] = []
-        let fd = open(runPath, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        let fd = open(runPath.pathCString, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
         guard fd >= 0 else { throw problem(errno, runPath, what: "the run directory") }
         try walk(fd, runPath: runPath, prefix: "", ignore: ignore, into: &entries)
         return entries.sorted { $0.path.utf8.lexicographicallyPrecedes($1.path.utf8) }
@@ -34,20 +34,14 @@ public enum LocalRunWalker {
         let parent = dirfd(directory)
         while let entry = readdir(directory) {
             let raw = withUnsafeBytes(of: &entry.pointee.d_name) { Array($0.prefix { $0 != 0 }) }
-            guard let name = String(validating: raw, as: UTF8.self) else {
-                // Decoding would repair the name into another one, which the NAS would get, and
-                // which no longer names the file here.
-                throw Problem(
-                    message: "\(runPath)/\(prefix.isEmpty ? "" : prefix + "/")\(Self.escaped(raw)) has a name that is "
-                        + "not valid UTF-8, which nassync cannot send yet: rename it, or add it to the instrument's "
-                        + "ignore list",
-                    isTransient: false)
-            }
-            if name == "." || name == ".." || (prefix.isEmpty && name == ".nassync") { continue }
+            if raw == [0x2E] || raw == [0x2E, 0x2E] || (prefix.isEmpty && raw == Array(".nassync".utf8)) { continue }
+            // Carried exactly, also when it is not valid UTF-8 (see `init(pathBytes:)`).
+            let name = String(pathBytes: raw)
+            let cName = raw.map { CChar(bitPattern: $0) } + [0]
             let path = prefix.isEmpty ? name : prefix + "/" + name
             if ignore.ignores(name: name, relativePath: path) { continue }
             var info = stat()
-            guard fstatat(parent, name, &info, AT_SYMLINK_NOFOLLOW) == 0 else {
+            guard fstatat(parent, cName, &info, AT_SYMLINK_NOFOLLOW) == 0 else {
                 throw problem(errno, runPath + "/" + path, what: "a file of the run")
             }
             let mtime = info.modificationNanoseconds
@@ -62,17 +56,17 @@ public enum LocalRunWalker {
                 entries.append(ManifestEntry(
                     path: path, kind: .directory, size: 0, mtimeNanoseconds: mtime, ctimeNanoseconds: ctime,
                     inode: UInt64(info.st_ino), device: device))
-                let child = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+                let child = openat(parent, cName, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
                 guard child >= 0 else { throw problem(errno, runPath + "/" + path, what: "a folder of the run") }
                 try walk(child, runPath: runPath, prefix: path, ignore: ignore, into: &entries)
             case S_IFLNK:
                 var target = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
-                let length = readlinkat(parent, name, &target, target.count - 1)
+                let length = readlinkat(parent, cName, &target, target.count - 1)
                 guard length >= 0 else { throw problem(errno, runPath + "/" + path, what: "a symlink of the run") }
                 entries.append(ManifestEntry(
                     path: path, kind: .symlink, size: Int64(info.st_size), mtimeNanoseconds: mtime,
                     ctimeNanoseconds: ctime, inode: UInt64(info.st_ino), device: device,
-                    linkTarget: String(decoding: target[0..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self)))
+                    linkTarget: String(pathBytes: target[0..<length].map { UInt8(bitPattern: $0) })))
             default:
                 throw Problem(
                     message: "\(runPath)/\(path) is a device, pipe or socket, which cannot be copied; "
@@ -80,35 +74,6 @@ public enum LocalRunWalker {
                     isTransient: false)
             }
         }
-    }
-
-    /// A name for messages: printable ASCII and valid UTF-8 as they are, other bytes as `\xNN`.
-    static func escaped(_ bytes: [UInt8]) -> String {
-        var text = ""
-        var index = 0
-        while index < bytes.count {
-            if bytes[index] < 0x80 {
-                text += bytes[index] >= 0x20 && bytes[index] != 0x7f
-                    ? String(UnicodeScalar(bytes[index])) : "\\x" + String(format: "%02X", bytes[index])
-                index += 1
-                continue
-            }
-            // The longest valid UTF-8 sequence here, else one escaped byte.
-            var decoded: String?
-            var length = 2
-            while decoded == nil && length <= 4 && index + length <= bytes.count {
-                decoded = String(validating: bytes[index..<(index + length)], as: UTF8.self)
-                if decoded == nil { length += 1 }
-            }
-            if let decoded {
-                text += decoded
-                index += length
-            } else {
-                text += "\\x" + String(format: "%02X", bytes[index])
-                index += 1
-            }
-        }
-        return text
     }
 
     static func problem(_ code: Int32, _ path: String, what: String) -> Problem {

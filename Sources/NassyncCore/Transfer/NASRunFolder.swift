@@ -77,7 +77,7 @@ enum NASRunFolder {
         try await sftp.makeDirectories(RemotePath.parent(of: path))
         let text = "run_id=\(runID)\n\(description)"
         let temporary = RemoteLayout.temporaryPath(for: path)
-        try await sftp.writeFile(Array(text.utf8), to: temporary, fsync: true)
+        try await sftp.writeFile(text.pathBytes, to: temporary, fsync: true)
         try await sftp.rename(temporary, to: path)
     }
 

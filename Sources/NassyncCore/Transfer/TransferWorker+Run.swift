@@ -130,7 +130,8 @@ extension TransferWorker {
             let location = try RunLocation.locate(job.runPath, in: configuration, workingDirectory: "/")
             return (location.runPath, location.nasPath)
         } catch let problem as RunLocation.Problem {
-            let vanished = !FileManager.default.fileExists(atPath: job.runPath)
+            var info = stat()
+            let vanished = lstat(job.runPath.pathCString, &info) != 0 && errno == ENOENT
             throw TransferFailure(
                 message: vanished ? "the local run vanished: \(job.runPath)" : problem.description, isTransient: false)
         }
@@ -248,7 +249,7 @@ extension TransferWorker {
         let remote = RemoteLayout.manifestPath(runFolder: runFolder)
         try await sftp.makeDirectories(RemotePath.parent(of: remote))
         let temporary = RemoteLayout.temporaryPath(for: remote)
-        try await sftp.writeFile(Array(text.utf8), to: temporary, fsync: true)
+        try await sftp.writeFile(text.pathBytes, to: temporary, fsync: true)
         try await sftp.rename(temporary, to: remote)
     }
 }

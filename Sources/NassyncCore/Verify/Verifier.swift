@@ -316,8 +316,11 @@ enum RemoteHashCommand {
         let line = try ShellQuoting.command(command + ["--"] + paths)
         let result = try await sftp.run(line, timeout: nil, outputLimit: 64 << 20)
         var digests: [PathKey: String] = [:]
-        for outputLine in result.stdoutText.split(separator: "\n", omittingEmptySubsequences: true) {
-            if let parsed = Sha256sumFormat.parse(outputLine) { digests[PathKey(parsed.path)] = parsed.sha256 }
+        // Lines split by bytes and decoded as paths are, so a printed name comes back exact.
+        for outputLine in result.stdout.split(separator: UInt8(ascii: "\n")) {
+            if let parsed = Sha256sumFormat.parse(Substring(String(pathBytes: outputLine))) {
+                digests[PathKey(parsed.path)] = parsed.sha256
+            }
         }
         // A command that hashed nothing and failed either found none of the files or did not
         // run at all (missing, no shell...). Only the NAS can tell which, whatever the command

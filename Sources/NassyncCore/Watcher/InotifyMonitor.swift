@@ -12,9 +12,9 @@ import Glibc
 /// and records which watched folders saw events. The watcher asks for them with `takeDirty()`.
 final class InotifyMonitor: Sendable {
     private struct State {
-        var pathByWatch: [Int32: String] = [:]
-        var watchByPath: [String: Int32] = [:]
-        var dirty: Set<String> = []
+        var pathByWatch: [Int32: PathKey] = [:]
+        var watchByPath: [PathKey: Int32] = [:]
+        var dirty: Set<PathKey> = []
         var overflowed = false
         var closed = false
     }
@@ -34,7 +34,7 @@ final class InotifyMonitor: Sendable {
 
     /// Makes the watch set exactly `folders`. Returns the folders that could not be watched
     /// (`ENOSPC`: out of watches), which are then covered by rescans only.
-    func watch(_ folders: Set<String>) -> [String] {
+    func watch(_ folders: Set<PathKey>) -> [String] {
         let mask = UInt32(IN_CREATE | IN_DELETE | IN_MODIFY | IN_CLOSE_WRITE | IN_MOVED_FROM | IN_MOVED_TO
             | IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR | IN_DONT_FOLLOW)
         return state.withLock { state in
@@ -45,9 +45,9 @@ final class InotifyMonitor: Sendable {
             }
             var failed: [String] = []
             for path in folders where state.watchByPath[path] == nil {
-                let watch = inotify_add_watch(descriptor, path, mask)
+                let watch = inotify_add_watch(descriptor, path.path.pathCString, mask)
                 if watch < 0 {
-                    if errno == ENOSPC { failed.append(path) }
+                    if errno == ENOSPC { failed.append(path.path) }
                     continue
                 }
                 state.watchByPath[path] = watch
@@ -58,7 +58,7 @@ final class InotifyMonitor: Sendable {
     }
 
     /// Folders that saw events since the last call, and whether events were lost (queue overflow).
-    func takeDirty() -> (folders: Set<String>, overflowed: Bool) {
+    func takeDirty() -> (folders: Set<PathKey>, overflowed: Bool) {
         state.withLock { state in
             defer {
                 state.dirty.removeAll()

@@ -29,15 +29,12 @@ public enum RunFinder {
                     if component != ".nassync", isRealDirectory(candidate) { next.append(candidate) }
                     continue
                 }
-                guard let directory = opendir(folder) else {
+                guard let directory = opendir(folder.pathCString) else {
                     unreadable.append((folder, String(cString: strerror(errno))))
                     continue
                 }
                 while let entry = readdir(directory) {
-                    guard let name = entryName(entry) else {
-                        unreadable.append((folder, "a name in it is not valid UTF-8, which nassync cannot carry yet"))
-                        continue
-                    }
+                    let name = entryName(entry)
                     guard name != "." && name != ".." && name != ".nassync", glob.matches(name: name) else { continue }
                     let candidate = folder + "/" + name
                     if isRealDirectory(candidate) { next.append(candidate) }
@@ -51,28 +48,27 @@ public enum RunFinder {
 
     static func checkRoot(_ root: String) throws {
         var info = stat()
-        guard lstat(root, &info) == 0 else {
+        guard lstat(root.pathCString, &info) == 0 else {
             throw WatchError(path: root, reason: String(cString: strerror(errno)))
         }
         guard info.st_mode & S_IFMT == S_IFDIR else {
             let what = info.st_mode & S_IFMT == S_IFLNK ? "a symlink (never followed)" : "not a folder"
             throw WatchError(path: root, reason: "the instrument root is \(what)")
         }
-        guard access(root, R_OK | X_OK) == 0 else {
+        guard access(root.pathCString, R_OK | X_OK) == 0 else {
             throw WatchError(path: root, reason: String(cString: strerror(errno)))
         }
     }
 
     static func isRealDirectory(_ path: String) -> Bool {
         var info = stat()
-        return lstat(path, &info) == 0 && info.st_mode & S_IFMT == S_IFDIR
+        return lstat(path.pathCString, &info) == 0 && info.st_mode & S_IFMT == S_IFDIR
     }
 
     /// The entry's name, or nil when it is not valid UTF-8 (decoding would repair it into a
     /// name that is not the folder's).
-    static func entryName(_ entry: UnsafeMutablePointer<dirent>) -> String? {
-        let raw = withUnsafeBytes(of: &entry.pointee.d_name) { Array($0.prefix { $0 != 0 }) }
-        return String(validating: raw, as: UTF8.self)
+    static func entryName(_ entry: UnsafeMutablePointer<dirent>) -> String {
+        String(pathBytes: withUnsafeBytes(of: &entry.pointee.d_name) { Array($0.prefix { $0 != 0 }) })
     }
 }
 

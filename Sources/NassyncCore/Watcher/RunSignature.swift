@@ -23,7 +23,7 @@ public struct RunSignature: Sendable, Equatable, CustomStringConvertible {
     /// Walks `runPath`. Throws a `WatchError` if the run or a folder in it cannot be read.
     public static func compute(runPath: String, marker: Glob?, ignore: IgnoreRules) throws -> RunSignature {
         var signature = RunSignature(files: 0, directories: 0, bytes: 0, markerFound: false)
-        let fd = open(runPath, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        let fd = open(runPath.pathCString, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
         guard fd >= 0 else { throw WatchError(path: runPath, reason: String(cString: strerror(errno))) }
         var relative: [UInt8] = []
         try signature.walk(fd, runPath: runPath, relative: &relative, marker: marker, ignore: ignore)
@@ -71,7 +71,7 @@ public struct RunSignature: Sendable, Equatable, CustomStringConvertible {
         relative.append(contentsOf: nameBytes)
 
         if !ignore.globs.isEmpty
-            && ignore.ignores(name: String(cString: name), relativePath: String(decoding: relative, as: UTF8.self))
+            && ignore.ignores(name: String(pathBytes: nameBytes), relativePath: String(pathBytes: relative))
         {
             return nil
         }
@@ -86,13 +86,13 @@ public struct RunSignature: Sendable, Equatable, CustomStringConvertible {
             let child = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
             guard child >= 0 else {
                 throw WatchError(
-                    path: runPath + "/" + String(decoding: relative, as: UTF8.self), reason: String(cString: strerror(errno)))
+                    path: runPath + "/" + String(pathBytes: relative), reason: String(cString: strerror(errno)))
             }
             return child
         }
         files += 1
         bytes += Int64(info.st_size)
-        if kind == S_IFREG, !markerFound, let marker, marker.matches(path: String(decoding: relative, as: UTF8.self)) {
+        if kind == S_IFREG, !markerFound, let marker, marker.matches(path: String(pathBytes: relative)) {
             markerFound = true
         }
         return nil

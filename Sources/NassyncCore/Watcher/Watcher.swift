@@ -15,7 +15,7 @@ public final class Watcher: Sendable {
         case full
         /// Find runs everywhere, but walk only new runs, runs in `dirty` folders, and runs whose
         /// quiet period may have just ended.
-        case partial(dirty: Set<String>)
+        case partial(dirty: Set<PathKey>)
     }
 
     public struct ScanReport: Sendable {
@@ -25,12 +25,12 @@ public final class Watcher: Sendable {
         /// The earliest moment a run still waiting for quiet could be finished.
         public var nextDeadline: Date?
         /// Folders worth an inotify watch: roots, the levels between roots and runs, the runs.
-        public var watchFolders: Set<String> = []
+        public var watchFolders: Set<PathKey> = []
     }
 
     private struct Memory {
         var failingRoots: Set<String> = []
-        var unreadableRuns: Set<String> = []
+        var unreadableRuns: Set<PathKey> = []
         /// Instruments scanned successfully at least once (an empty first scan is worth a log line).
         var scanned: Set<String> = []
     }
@@ -74,8 +74,8 @@ public final class Watcher: Sendable {
 
     private func scan(_ instrument: Configuration.Instrument, mode: ScanMode, into report: inout ScanReport) async throws {
         guard let found = findRuns(instrument) else { return }
-        report.watchFolders.formUnion(found.levels)
-        report.watchFolders.formUnion(found.runs)
+        report.watchFolders.formUnion(found.levels.map(PathKey.init))
+        report.watchFolders.formUnion(found.runs.map(PathKey.init))
 
         let now = clock()
         let observations = try await queue.runObservations(instrument: instrument.id)
@@ -180,7 +180,7 @@ public final class Watcher: Sendable {
         _ run: String, old: RunObservation?, job: Job?, instrument: Configuration.Instrument, mode: ScanMode, now: Date
     ) -> Bool {
         guard case .partial(let dirty) = mode, let old else { return true }
-        if dirty.contains(run) { return true }
+        if dirty.contains(PathKey(run)) { return true }
         guard job == nil, let deadline = quietDeadline(old, instrument) else { return false }
         return deadline <= now
     }
@@ -261,7 +261,7 @@ public final class Watcher: Sendable {
     }
 
     private func noteUnreadable(_ path: String, instrument: Configuration.Instrument, error: Error) {
-        guard memory.withLock({ $0.unreadableRuns.insert(path).inserted }) else { return }
+        guard memory.withLock({ $0.unreadableRuns.insert(PathKey(path)).inserted }) else { return }
         logger.warning(
             "run.unreadable",
             metadata: ["instrument": .string(instrument.id), "path": .string(path), "error": .string("\(error)"),
@@ -269,6 +269,6 @@ public final class Watcher: Sendable {
     }
 
     private func noteReadable(_ path: String, instrument: Configuration.Instrument) {
-        _ = memory.withLock { $0.unreadableRuns.remove(path) }
+        _ = memory.withLock { $0.unreadableRuns.remove(PathKey(path)) }
     }
 }
