@@ -100,6 +100,11 @@ public final class SFTPConnection: @unchecked Sendable {
         try await perform { try $0.statIfExists(path, followSymlinks: followSymlinks) }
     }
 
+    /// `mkdir` of one folder: true if this call created it, false if a folder was there already.
+    public func makeDirectoryIfAbsent(_ path: String, mode: Int = 0o755) async throws -> Bool {
+        try await perform { try $0.makeDirectoryIfAbsent(path, mode: mode) }
+    }
+
     /// `mkdir -p`.
     public func makeDirectories(_ path: String, mode: Int = 0o755) async throws {
         try await perform { try $0.makeDirectories(path, mode: mode) }

@@ -26,6 +26,18 @@ extension SSHSession {
         guard rc == 0 else { throw lastError("cannot create remote directory", path: path) }
     }
 
+    /// Creates the folder `path` (its parent must exist); false when a folder was there already.
+    /// Exactly one of several clients racing to create it gets true: `mkdir` is atomic on the server.
+    func makeDirectoryIfAbsent(_ path: String, mode: Int) throws -> Bool {
+        do {
+            try makeDirectory(path, mode: mode)
+            return true
+        } catch let error as TransportError {
+            guard let info = try statIfExists(path), info.kind == .directory else { throw error }
+            return false
+        }
+    }
+
     /// Creates `path` and every missing parent, like `mkdir -p`.
     func makeDirectories(_ path: String, mode: Int) throws {
         if let info = try statIfExists(path, followSymlinks: true) {
@@ -35,7 +47,7 @@ extension SSHSession {
             return
         }
         let parent = RemotePath.parent(of: path)
-        if parent != path { try makeDirectories(parent, mode: mode) }
+        if !parent.isSamePath(as: path) { try makeDirectories(parent, mode: mode) }
         do {
             try makeDirectory(path, mode: mode)
         } catch let error as TransportError {

@@ -134,6 +134,31 @@ struct LocalIdentityTests {
         #expect(try await p.job(id).files == 3, "a, b and the marker")
     }
 
+    @Test("a cleanup cut off between its rename and its unlink: the next one removes the quarantined file; a stranger under such a name is neither sent nor deleted")
+    func quarantineLeftover() async throws {
+        let p = try Pipeline("quarantine-leftover")
+        let bytes = pseudoRandomBytes(count: 7_000, seed: 8)
+        let run = p.root + "/run"
+        try FileManager.default.createDirectory(atPath: run, withIntermediateDirectories: true)
+        // Not ours to send or delete, whatever its name says.
+        try Data([1, 2, 3]).write(to: URL(fileURLWithPath: run + "/.nassync-deleting-stranger"))
+        let id = try await p.queueRun("run", files: ["sub/a.bin": bytes, "b.txt": [4]])
+        try await p.transfer()
+        #expect(!FileManager.default.fileExists(atPath: p.remoteRoot + "/SEQ_1/run/.nassync-deleting-stranger"),
+                "a quarantine name is never sent")
+        #expect(try await p.queue.manifest(job: id).allSatisfy { !$0.path.contains("nassync-deleting") })
+        // What the agent leaves when it dies after the quarantine rename, before the unlink.
+        #expect(rename(run + "/sub/a.bin", run + "/sub/.nassync-deleting-1234") == 0)
+
+        try await p.proveAndClean()
+        let job = try await p.job(id)
+        #expect(job.state == .cleaned, "\(job.lastError ?? "")")
+        #expect(!FileManager.default.fileExists(atPath: run + "/sub"), "the quarantined copy of a proven file is removed")
+        #expect(FileManager.default.contents(atPath: run + "/.nassync-deleting-stranger") == Data([1, 2, 3]),
+                "a stranger under a quarantine name stays")
+        #expect(FileManager.default.contents(atPath: p.remoteRoot + "/SEQ_1/run/sub/a.bin") == Data(bytes))
+    }
+
     @Test("a new file under the name of one a cleanup deleted is never sent over its only copy on the NAS")
     func deletedNameComesBack() async throws {
         let p = try Pipeline("halfway-back")

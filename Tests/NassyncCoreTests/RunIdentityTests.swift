@@ -96,4 +96,84 @@ struct RunIdentityTests {
         try await q.transfer()
         #expect(try await q.job(other).nasPath == q.remoteRoot + "/SEQ_1/R001")
     }
+
+    @Test("two agents claiming one NAS folder at the same moment: exactly one gets it, every time")
+    func racingClaims() async throws {
+        let nas = try TestNAS.require()
+        let root = try nas.makeRemoteFolder("claim-race")
+        let a = try await SFTPConnection.connect(nas.shellLogin)
+        let b = try await SFTPConnection.connect(nas.shellLogin)
+        var winners: [Int] = []
+        for round in 0..<30 {
+            let folder = root + "/R\(round)"
+            async let first = NASRunFolder.claim(folder, runID: "run-a-\(round)", description: "", a)
+            async let second = NASRunFolder.claim(folder, runID: "run-b-\(round)", description: "", b)
+            let outcomes = try await [first, second]
+            winners.append(outcomes.filter { $0 == .ours }.count)
+            let identity = try String(contentsOfFile: folder + "/.nassync/identity", encoding: .utf8)
+            let owner = outcomes[0] == .ours ? "run-a-\(round)" : "run-b-\(round)"
+            #expect(NASRunFolder.field("run_id", in: identity) == owner, "the identity names the winner")
+            // Asked again, each agent gets the same answer: the claim holds.
+            #expect((try await NASRunFolder.claim(folder, runID: "run-a-\(round)", description: "", a) == .ours) == (outcomes[0] == .ours))
+            #expect((try await NASRunFolder.claim(folder, runID: "run-b-\(round)", description: "", b) == .ours) == (outcomes[1] == .ours))
+        }
+        #expect(winners.allSatisfy { $0 == 1 }, "one winner per folder: \(winners)")
+    }
+
+    @Test("a claim cut off after staking it is still its own; another run does not take the folder")
+    func claimCutOff() async throws {
+        let nas = try TestNAS.require()
+        let root = try nas.makeRemoteFolder("claim-cut")
+        let sftp = try await SFTPConnection.connect(nas.shellLogin)
+        // What a claim leaves when the agent dies between staking it and writing the identity.
+        try FileManager.default.createDirectory(
+            atPath: root + "/R1/.nassync/claim/run-mine", withIntermediateDirectories: true)
+        let other = try await NASRunFolder.claim(root + "/R1", runID: "run-other", description: "", sftp)
+        #expect(other == .taken("run run-mine is claiming it"))
+        #expect(try await NASRunFolder.claim(root + "/R1", runID: "run-mine", description: "", sftp) == .ours)
+        let identity = try String(contentsOfFile: root + "/R1/.nassync/identity", encoding: .utf8)
+        #expect(NASRunFolder.field("run_id", in: identity) == "run-mine")
+        // Positive control: a folder that is free is claimed by whoever asks first.
+        #expect(try await NASRunFolder.claim(root + "/R2", runID: "run-other", description: "", sftp) == .ours)
+    }
+
+    @Test("a job sent by a nassync from before run identities keeps its folder: no resend into R001.2")
+    func upgradedJobKeepsItsFolder() async throws {
+        let p = try Pipeline("identity-upgrade")
+        let bytes = pseudoRandomBytes(count: 40_000, seed: 5)
+        let id = try await p.queueRun("R001", files: ["data.bin": bytes, "sub/more.bin": [1, 2, 3]])
+        try await p.transfer()
+        let folder = p.remoteRoot + "/SEQ_1/R001"
+        // What an earlier nassync left: the files and the NAS manifest, no identity; a job
+        // without a run id, whose recorded folder is that one.
+        try FileManager.default.removeItem(atPath: folder + "/.nassync/identity")
+        try FileManager.default.removeItem(atPath: folder + "/.nassync/claim")
+        try await p.queue.pool.write { db in try db.execute(sql: "UPDATE jobs SET run_id = NULL WHERE id = ?", arguments: [id]) }
+        #expect(try await p.job(id).runID == nil)
+
+        _ = try await p.queue.recordFailure(job: id, JobFailure("host key changed", isTransient: false))
+        try await p.queue.resetToQueued(job: id, keepPasses: false)
+        try await p.transfer()
+        let job = try await p.job(id)
+        #expect(job.state == .awaitingVerify, "\(job.lastError ?? "")")
+        #expect(job.nasPath == folder, "the job's own folder, adopted")
+        #expect(job.runID != nil)
+        #expect(!FileManager.default.fileExists(atPath: folder + ".2"), "nothing sent into a numbered folder")
+        let identity = try String(contentsOfFile: folder + "/.nassync/identity", encoding: .utf8)
+        #expect(NASRunFolder.field("run_id", in: identity) == job.runID)
+        let sent = try #require(p.log.events("transfer.finished").last)
+        #expect(sent.metadata["sent_bytes"] == "0", "the files already there are not sent again: \(sent.metadata)")
+
+        // Positive control: a folder without identity holding a name this job never had is
+        // another run's, even for a job from before run identities.
+        try FileManager.default.removeItem(atPath: folder + "/.nassync/identity")
+        try FileManager.default.removeItem(atPath: folder + "/.nassync/claim")
+        try Data([9]).write(to: URL(fileURLWithPath: folder + "/foreign.bin"))
+        try await p.queue.pool.write { db in try db.execute(sql: "UPDATE jobs SET run_id = NULL WHERE id = ?", arguments: [id]) }
+        _ = try await p.queue.recordFailure(job: id, JobFailure("host key changed", isTransient: false))
+        try await p.queue.resetToQueued(job: id, keepPasses: false)
+        try await p.transfer()
+        #expect(try await p.job(id).nasPath == folder + ".2")
+        #expect(try read(folder + "/foreign.bin") == [9])
+    }
 }

@@ -161,6 +161,7 @@ public final class Reaper: Sendable {
                 await stoppedHalfway(job, deleted: deleted, bytes: bytes, refusal)
                 return
             }
+            deleter.removeLeftovers(manifest)
             // Deepest folders first, so parents can empty out; a folder with anything left stays.
             for entry in manifest.reversed() where entry.kind == .directory {
                 deleter.removeIfEmpty(entry.path)
@@ -202,7 +203,19 @@ public final class Reaper: Sendable {
             "cleanup stopped after deleting \(deleted.count) files (\(bytes) bytes: \(names)), all proven on the NAS: "
                 + "\(refusal.message); the rest of the run is kept",
             isTransient: false)
-        guard let updated = try? await queue.recordPartialCleanup(job: job.id!, deleted: deleted, failure) else { return }
+        let updated: Job
+        do {
+            updated = try await queue.recordPartialCleanup(job: job.id!, deleted: deleted, failure)
+        } catch {
+            // The queue could not take it (disk full, say): the log is then the only record of
+            // what is gone locally, so every deleted name goes there.
+            logger.error(
+                "cleanup.failed",
+                metadata: ["job": .stringConvertible(job.id!), "run": .string(job.runPath),
+                           "error": .string("\(failure.message); and the queue could not record it: \(error)"),
+                           "deleted": .array(deleted.map { .string($0) })])
+            return
+        }
         var metadata = updated.failureMetadata
         metadata["state"] = .string(updated.state.rawValue)
         metadata["deleted_files"] = .stringConvertible(deleted.count)

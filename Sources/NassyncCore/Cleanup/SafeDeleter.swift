@@ -151,9 +151,66 @@ final class SafeDeleter {
         return outcome ?? .alreadyGone
     }
 
+    static let quarantinePrefix = ".nassync-deleting-"
+
     /// A name no file of the run has: hidden, unique, short.
     static func quarantineName() -> String {
-        ".nassync-deleting-" + String(UInt64.random(in: 0...UInt64.max), radix: 16)
+        quarantinePrefix + String(UInt64.random(in: 0...UInt64.max), radix: 16)
+    }
+
+    /// Whether a name is one of our quarantine names: never sent, never part of a run.
+    static func isQuarantineName(_ name: some Collection<UInt8>) -> Bool {
+        name.starts(with: quarantinePrefix.utf8)
+    }
+
+    /// Unlinks what a cleanup cut off between its rename and its unlink left behind: a file
+    /// under a quarantine name that is still exactly a manifest entry whose own name is gone
+    /// (that entry was checked before the rename). Anything else under such a name stays.
+    /// Returns how many were removed.
+    @discardableResult
+    func removeLeftovers(_ manifest: [ManifestEntry]) -> Int {
+        var removed = 0
+        let folders = [""] + manifest.filter { $0.kind == .directory }.map(\.path)
+        for folder in folders {
+            let fd: Int32
+            if folder.isEmpty {
+                fd = dup(runDescriptor)
+            } else {
+                fd = (try? withParent(of: folder) { parent, name in
+                    openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+                }).flatMap { $0 } ?? -1
+            }
+            guard fd >= 0 else { continue }
+            defer { close(fd) }
+            let candidates = manifest.filter { entry in
+                entry.kind != .directory && RemotePath.parent(of: "/" + entry.path).isSamePath(as: "/" + folder)
+            }
+            for leftover in Self.quarantineNames(in: fd) {
+                var info = stat()
+                guard fstatat(fd, leftover, &info, AT_SYMLINK_NOFOLLOW) == 0 else { continue }
+                let owner = candidates.first { entry in
+                    var own = stat()
+                    let name = RemotePath.name(of: entry.path).pathCString
+                    return entry.isStill(info, ignoringChangeTime: true)
+                        && fstatat(fd, name, &own, AT_SYMLINK_NOFOLLOW) != 0 && errno == ENOENT
+                }
+                if owner != nil, unlinkat(fd, leftover, 0) == 0 { removed += 1 }
+            }
+        }
+        return removed
+    }
+
+    /// The quarantine names in the folder `fd` (left open), as C strings.
+    private static func quarantineNames(in fd: Int32) -> [[CChar]] {
+        let copy = dup(fd)
+        guard copy >= 0, let directory = fdopendir(copy) else { return [] }
+        defer { closedir(directory) }
+        var names: [[CChar]] = []
+        while let entry = readdir(directory) {
+            let raw = withUnsafeBytes(of: &entry.pointee.d_name) { Array($0.prefix { $0 != 0 }) }
+            if isQuarantineName(raw) { names.append(raw.map { CChar(bitPattern: $0) } + [0]) }
+        }
+        return names
     }
 
     /// Removes a folder of the run if it is empty; a folder with anything left in it stays.

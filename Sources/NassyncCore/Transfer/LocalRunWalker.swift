@@ -14,7 +14,8 @@ public enum LocalRunWalker {
         public var description: String { message }
     }
 
-    /// Sorted by path. `.nassync/` and `ignore` matches are left out.
+    /// Sorted by path. `.nassync/`, quarantine names of a cut-off cleanup and `ignore` matches
+    /// are left out.
     public static func manifest(runPath: String, ignore: IgnoreRules) throws -> [ManifestEntry] {
         var entries: [ManifestEntry] = []
         let fd = open(runPath.pathCString, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
@@ -35,6 +36,8 @@ public enum LocalRunWalker {
         while let entry = readdir(directory) {
             let raw = withUnsafeBytes(of: &entry.pointee.d_name) { Array($0.prefix { $0 != 0 }) }
             if raw == [0x2E] || raw == [0x2E, 0x2E] || (prefix.isEmpty && raw == Array(".nassync".utf8)) { continue }
+            // A file a cleanup cut off was deleting (`SafeDeleter`): not part of the run.
+            if SafeDeleter.isQuarantineName(raw) { continue }
             // Carried exactly, also when it is not valid UTF-8 (see `init(pathBytes:)`).
             let name = String(pathBytes: raw)
             let cName = raw.map { CChar(bitPattern: $0) } + [0]

@@ -27,47 +27,74 @@ enum NASRunFolder {
         var list = recorded.map { [$0] } ?? []
         for index in 1...(maxSuffix + 1) {
             let candidate = index == 1 ? base : base + ".\(index)"
-            if candidate != recorded { list.append(candidate) }
+            if !(recorded.map { candidate.isSamePath(as: $0) } ?? false) { list.append(candidate) }
         }
         return list
     }
 
-    /// Makes `folder` this run's if it is free (missing, or empty with no identity), or says
-    /// whose it is.
+    /// Where a claim is staked: `mkdir` of this folder is atomic on the server, so of several
+    /// agents claiming one NAS folder at once (two instrument PCs with one run name, say), exactly
+    /// one creates it. The winner then names itself in it (`claim/<run id>`) before writing the
+    /// identity, so a claim cut off before the identity is still known as its own.
+    static func claimPath(_ folder: String) -> String { RemotePath.join(folder, ".nassync", "claim") }
+
+    /// Makes `folder` this run's if it is free (missing, or empty but for an unclaimed
+    /// `.nassync`), or says whose it is. With `adopting`, a folder without identity is free also
+    /// when it holds only those top-level names (and partial copies): the job's own folder,
+    /// written by a nassync from before run identities.
     static func claim(
-        _ folder: String, runID: String, description: String, _ sftp: SFTPConnection
+        _ folder: String, runID: String, description: String, adopting: Set<PathKey>? = nil,
+        _ sftp: SFTPConnection
     ) async throws -> Claim {
         try await sftp.makeDirectories(RemotePath.parent(of: folder))
-        if try await sftp.statIfExists(folder) == nil {
-            try await sftp.makeDirectories(folder)
-            try await writeIdentity(folder, runID: runID, description: description, sftp)
-            return .ours
-        }
-        if let info = try await sftp.statIfExists(identityPath(folder)), info.kind == .file {
-            let text = String(decoding: try await sftp.readFile(identityPath(folder), limit: 64 << 10), as: UTF8.self)
-            let found = field("run_id", in: text)
-            if found == runID { return .ours }
-            let runPath = field("run_path", in: text).map { " from \($0)" } ?? ""
-            return .taken("it holds run \(found ?? "(unreadable identity)")\(runPath)")
+        _ = try await sftp.makeDirectoryIfAbsent(folder)
+        if let owner = try await identity(of: folder, sftp) {
+            return owner.runID == runID ? .ours : .taken(owner.description)
         }
         let entries = try await sftp.list(folder)
-        let meaningful = entries.filter { entry in
-            // An empty `.nassync` folder is what a claim cut off before its identity leaves behind.
-            !(entry.name == ".nassync" && entry.info.kind == .directory)
+        let others = entries.filter { entry in
+            if entry.name.isSamePath(as: ".nassync") && entry.info.kind == .directory { return false }
+            guard let adopting else { return true }
+            return !adopting.contains(PathKey(entry.name)) && !RemoteLayout.isTemporaryName(entry.name)
         }
-        let emptyNassync = try await nassyncFolderIsEmpty(folder, entries, sftp)
-        guard meaningful.isEmpty && emptyNassync else {
-            return .taken("it holds files of another run (\(entries.count) entries, no nassync identity)")
+        let plumbing = RemotePath.join(folder, ".nassync")
+        // An empty `.nassync` (or one with only a claim) is what a claim cut off early leaves.
+        let leftovers = others.isEmpty && entries.count > 0 && adopting == nil
+            ? try await sftp.list(plumbing).filter { !$0.name.isSamePath(as: "claim") } : []
+        guard others.isEmpty, leftovers.isEmpty else {
+            return .taken("it holds files of another run (\(entries.count + leftovers.count) entries, no nassync identity)")
+        }
+        _ = try await sftp.makeDirectoryIfAbsent(plumbing)
+        let claim = claimPath(folder)
+        if try await sftp.makeDirectoryIfAbsent(claim) {
+            _ = try await sftp.makeDirectoryIfAbsent(RemotePath.join(claim, runID))
+        } else {
+            let claimants = try await sftp.list(claim).map(\.name)
+            guard claimants.contains(where: { $0.isSamePath(as: runID) }) else {
+                return .taken(claimants.first.map { "run \($0) is claiming it" } ?? "a claim on it was cut off")
+            }
+        }
+        // Another claimant may have got this far on an unclaimed folder of an earlier nassync:
+        // the identity is written once, then read back to say whose the folder is.
+        if let owner = try await identity(of: folder, sftp) {
+            return owner.runID == runID ? .ours : .taken(owner.description)
         }
         try await writeIdentity(folder, runID: runID, description: description, sftp)
-        return .ours
+        guard let owner = try await identity(of: folder, sftp) else {
+            throw TransportError(.remoteIO, "the identity just written is not on the NAS", path: identityPath(folder))
+        }
+        return owner.runID == runID ? .ours : .taken(owner.description)
     }
 
-    private static func nassyncFolderIsEmpty(
-        _ folder: String, _ entries: [RemoteDirectoryEntry], _ sftp: SFTPConnection
-    ) async throws -> Bool {
-        guard entries.contains(where: { $0.name == ".nassync" }) else { return true }
-        return try await sftp.list(RemotePath.join(folder, ".nassync")).isEmpty
+    /// The run whose identity `folder` holds, or nil when it holds none.
+    private static func identity(of folder: String, _ sftp: SFTPConnection) async throws
+        -> (runID: String?, description: String)?
+    {
+        guard let info = try await sftp.statIfExists(identityPath(folder)), info.kind == .file else { return nil }
+        let text = String(pathBytes: try await sftp.readFile(identityPath(folder), limit: 64 << 10))
+        let found = field("run_id", in: text)
+        let runPath = field("run_path", in: text).map { " from \($0)" } ?? ""
+        return (found, "it holds run \(found ?? "(unreadable identity)")\(runPath)")
     }
 
     private static func writeIdentity(_ folder: String, runID: String, description: String, _ sftp: SFTPConnection)

@@ -50,7 +50,7 @@ extension TransferWorker {
         let files = manifest.filter { $0.kind == .file }
 
         let sftp = try await lanes[0].get(connect)
-        let location = (runPath: located.runPath, nasPath: try await claimFolder(job, base: located.nasPath, sftp))
+        let location = (runPath: located.runPath, nasPath: try await claimFolder(job, base: located.nasPath, manifest: manifest, sftp))
         logger.info(
             "transfer.started",
             metadata: ["job": .stringConvertible(id), "run": .string(job.runPath), "worker": .string(name),
@@ -139,7 +139,9 @@ extension TransferWorker {
 
     /// The NAS folder this run's files go to: the one it claimed before, else `base` or the
     /// first numbered alternative that holds no other run (see `NASRunFolder`).
-    private func claimFolder(_ job: Job, base: String, _ sftp: SFTPConnection) async throws -> String {
+    private func claimFolder(
+        _ job: Job, base: String, manifest: [ManifestEntry], _ sftp: SFTPConnection
+    ) async throws -> String {
         let runID = job.runID ?? UUID().uuidString.lowercased()
         let description = """
             job=\(job.id!)
@@ -149,12 +151,19 @@ extension TransferWorker {
 
             """
         var taken: [String] = []
+        // A job sent by a nassync from before run identities has a folder and no identity: its
+        // own folder, which holds its own names only, is adopted instead of being taken for another run's.
+        let ownNames = job.runID == nil && job.nasPath != nil
+            ? Set(manifest.compactMap { $0.path.pathComponents.first.map(PathKey.init) }) : nil
         for candidate in NASRunFolder.candidates(recorded: job.nasPath, base: base) {
-            switch try await NASRunFolder.claim(candidate, runID: runID, description: description, sftp) {
+            let adopting = job.nasPath.map { candidate.isSamePath(as: $0) } == true ? ownNames : nil
+            switch try await NASRunFolder.claim(
+                candidate, runID: runID, description: description, adopting: adopting, sftp)
+            {
             case .taken(let why):
                 taken.append("\(candidate): \(why)")
             case .ours:
-                if candidate != job.nasPath || job.runID != runID {
+                if !(job.nasPath.map { candidate.isSamePath(as: $0) } ?? false) || job.runID != runID {
                     try await queue.setNASFolder(job: job.id!, nasPath: candidate, runID: runID, worker: name)
                 }
                 if !taken.isEmpty {

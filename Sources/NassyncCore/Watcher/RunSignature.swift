@@ -66,6 +66,7 @@ public struct RunSignature: Sendable, Equatable, CustomStringConvertible {
         if length == 1 && nameBytes[0] == 46 { return nil }  // "."
         if length == 2 && nameBytes[0] == 46 && nameBytes[1] == 46 { return nil }  // ".."
         if prefixLength == 0 && length == 8 && strcmp(name, ".nassync") == 0 { return nil }
+        if SafeDeleter.isQuarantineName(nameBytes) { return nil }  // a cut-off cleanup's, not the run's
         relative.removeSubrange(prefixLength...)
         if prefixLength > 0 { relative.append(47) }  // "/"
         relative.append(contentsOf: nameBytes)
