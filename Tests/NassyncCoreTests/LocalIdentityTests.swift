@@ -159,6 +159,32 @@ struct LocalIdentityTests {
         #expect(FileManager.default.contents(atPath: p.remoteRoot + "/SEQ_1/run/sub/a.bin") == Data(bytes))
     }
 
+    @Test("a file renamed over the name between the reaper's check and its delete is put back, not deleted")
+    func swappedWhileDeleting() throws {
+        let folder = try makeLocalFolder("delete-swap")
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let run = folder + "/root/run"
+        try FileManager.default.createDirectory(atPath: run, withIntermediateDirectories: true)
+        try Data([1]).write(to: URL(fileURLWithPath: run + "/a.bin"))
+        try Data([2]).write(to: URL(fileURLWithPath: run + "/keep.bin"))
+        try Data([3]).write(to: URL(fileURLWithPath: folder + "/unsent.bin"))
+        let manifest = try LocalRunWalker.manifest(runPath: run, ignore: IgnoreRules([]))
+        let entry = try #require(manifest.first { $0.path == "a.bin" })
+
+        let deleter = try SafeDeleter(root: folder + "/root", relativeRun: "run")
+        deleter.betweenCheckAndRename = { #expect(rename(folder + "/unsent.bin", run + "/a.bin") == 0) }
+        #expect(throws: SafeDeleter.Refusal.self) { try deleter.delete(entry) }
+        #expect(FileManager.default.contents(atPath: run + "/a.bin") == Data([3]), "the unsent file is back under its name")
+        let left = try FileManager.default.contentsOfDirectory(atPath: run).sorted()
+        #expect(left == ["a.bin", "keep.bin"], "no quarantine name left: \(left)")
+
+        // Positive control: the same delete with nothing swapped in deletes the checked file.
+        let other = try #require(manifest.first { $0.path == "keep.bin" })
+        deleter.betweenCheckAndRename = nil
+        #expect(try deleter.delete(other) == .deleted(bytes: 1))
+        #expect(!FileManager.default.fileExists(atPath: run + "/keep.bin"))
+    }
+
     @Test("a new file under the name of one a cleanup deleted is never sent over its only copy on the NAS")
     func deletedNameComesBack() async throws {
         let p = try Pipeline("halfway-back")

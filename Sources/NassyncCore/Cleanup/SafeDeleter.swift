@@ -49,6 +49,9 @@ final class SafeDeleter {
     private let parentDescriptor: Int32
     private let runName: String
     let runPath: String
+    /// Called between a file's check and its rename: where a test swaps another file in, to
+    /// prove that what is then unlinked is still only the checked file.
+    var betweenCheckAndRename: (() -> Void)?
 
     /// Opens `relativeRun` (the run's path below `root`) through real folders only.
     init(root: String, relativeRun: String) throws {
@@ -126,6 +129,7 @@ final class SafeDeleter {
                 throw Refusal(message: "\(runPath)/\(entry.path) changed since it was hashed")
             }
             let quarantine = Self.quarantineName()
+            betweenCheckAndRename?()
             guard renameat(parent, name, parent, quarantine) == 0 else {
                 let code = errno
                 if code == ENOENT { return .alreadyGone }
