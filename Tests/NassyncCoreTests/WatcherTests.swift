@@ -14,7 +14,7 @@ struct WatcherTests {
         let log = CapturedLog()
 
         init(_ label: String, marker: String? = nil, quiet: String? = nil, ignore: [String] = [], runs: String = "*/Runs/*",
-             inotify: Bool = true, rescan: String = "60s", extra: String = "") throws {
+             inotify: Bool = true, rescan: String = "60s", hang: String = "30s", extra: String = "") throws {
             folder = try makeLocalFolder("watcher-" + label)
             root = folder + "/instrument"
             try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
@@ -31,6 +31,7 @@ struct WatcherTests {
                 [watcher]
                 rescan_interval = "\(rescan)"
                 inotify = \(inotify)
+                hang_timeout = "\(hang)"
                 [[instrument]]
                 id = "SEQ_1"
                 root = "instrument"

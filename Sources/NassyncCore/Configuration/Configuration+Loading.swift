@@ -161,6 +161,7 @@ extension Configuration {
         guard var table = reader else { return watcher }
         watcher.rescanInterval = try table.duration("rescan_interval", minimum: .seconds(1)) ?? watcher.rescanInterval
         watcher.inotify = try table.bool("inotify") ?? watcher.inotify
+        watcher.hangTimeout = try table.duration("hang_timeout", minimum: .seconds(1)) ?? watcher.hangTimeout
         try table.rejectUnknownKeys()
         return watcher
     }

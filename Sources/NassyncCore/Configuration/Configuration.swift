@@ -62,6 +62,9 @@ public struct Configuration: Sendable, Equatable {
         public var rescanInterval: Duration
         /// Use inotify for prompt reaction; false means rescans only (NFS/SMB mounts see no events).
         public var inotify: Bool
+        /// An instrument root whose file system makes no progress this long is taken for hung
+        /// (a dead network mount): its work stops waiting and the other roots go on.
+        public var hangTimeout: Duration = .seconds(30)
     }
 
     public struct Metrics: Sendable, Equatable {

@@ -14,8 +14,10 @@ public enum RunFinder {
     }
 
     /// Throws when the root itself is missing, not a real folder, or unreadable.
-    public static func find(root: String, runs pattern: String) throws -> Result {
+    /// `progress` ticks after every file-system call (see `RootAccess`).
+    public static func find(root: String, runs pattern: String, progress: RootAccess.Progress? = nil) throws -> Result {
         try checkRoot(root)
+        progress?.tick()
         var unreadable: [(String, String)] = []
         var current = [root]
         var levels: [String] = []
@@ -27,6 +29,7 @@ public enum RunFinder {
                 if glob.isLiteral {
                     let candidate = folder + "/" + component
                     if component != ".nassync", isRealDirectory(candidate) { next.append(candidate) }
+                    progress?.tick()
                     continue
                 }
                 guard let directory = opendir(folder.pathCString) else {
@@ -34,6 +37,7 @@ public enum RunFinder {
                     continue
                 }
                 while let entry = readdir(directory) {
+                    progress?.tick()
                     let name = entryName(entry)
                     guard name != "." && name != ".." && name != ".nassync", glob.matches(name: name) else { continue }
                     let candidate = folder + "/" + name

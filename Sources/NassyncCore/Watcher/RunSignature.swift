@@ -21,18 +21,21 @@ public struct RunSignature: Sendable, Equatable, CustomStringConvertible {
     }
 
     /// Walks `runPath`. Throws a `WatchError` if the run or a folder in it cannot be read.
-    public static func compute(runPath: String, marker: Glob?, ignore: IgnoreRules) throws -> RunSignature {
+    public static func compute(
+        runPath: String, marker: Glob?, ignore: IgnoreRules, progress: RootAccess.Progress? = nil
+    ) throws -> RunSignature {
         var signature = RunSignature(files: 0, directories: 0, bytes: 0, markerFound: false)
         let fd = open(runPath.pathCString, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
         guard fd >= 0 else { throw WatchError(path: runPath, reason: String(cString: strerror(errno))) }
         var relative: [UInt8] = []
-        try signature.walk(fd, runPath: runPath, relative: &relative, marker: marker, ignore: ignore)
+        try signature.walk(fd, runPath: runPath, relative: &relative, marker: marker, ignore: ignore, progress: progress)
         return signature
     }
 
     /// Consumes `fd` (closes it).
     private mutating func walk(
-        _ fd: Int32, runPath: String, relative: inout [UInt8], marker: Glob?, ignore: IgnoreRules
+        _ fd: Int32, runPath: String, relative: inout [UInt8], marker: Glob?, ignore: IgnoreRules,
+        progress: RootAccess.Progress?
     ) throws {
         guard let directory = fdopendir(fd) else {
             close(fd)
@@ -49,8 +52,9 @@ public struct RunSignature: Sendable, Equatable, CustomStringConvertible {
                               marker: marker, ignore: ignore)
                 }
             }
+            progress?.tick()
             if let child = outcome {
-                try walk(child, runPath: runPath, relative: &relative, marker: marker, ignore: ignore)
+                try walk(child, runPath: runPath, relative: &relative, marker: marker, ignore: ignore, progress: progress)
             }
         }
         relative.removeSubrange(prefixLength...)

@@ -42,12 +42,15 @@ public final class Watcher: Sendable {
     let logger: Logger
     let clock: @Sendable () -> Date
     let useInotify: Bool
+    /// Where each root's file system is read: off the cooperative pool, with a hang time-out.
+    let roots: InstrumentRoots
     private let memory = Mutex(Memory())
 
     public init(
         configuration: Configuration, queue: JobQueue, logger: Logger, useInotify: Bool? = nil,
-        clock: @escaping @Sendable () -> Date = { Date() }, live: LiveConfiguration? = nil
+        clock: @escaping @Sendable () -> Date = { Date() }, live: LiveConfiguration? = nil, roots: InstrumentRoots? = nil
     ) {
+        self.roots = roots ?? InstrumentRoots(configuration)
         self.configuration = configuration
         self.live = live ?? LiveConfiguration(configuration)
         self.queue = queue
@@ -56,32 +59,51 @@ public final class Watcher: Sendable {
         self.useInotify = useInotify ?? configuration.watcher.inotify
     }
 
-    /// Scans every instrument once. Problems with one instrument or run are logged and skipped;
-    /// the others carry on.
+    /// Scans every instrument once, all at the same time: a root that hangs holds up no other.
+    /// Problems with one instrument or run are logged and skipped; the others carry on.
     public func scan(_ mode: ScanMode = .full) async -> ScanReport {
-        var report = ScanReport()
-        for instrument in configuration.instruments {
-            do {
-                try await scan(instrument, mode: mode, into: &report)
-            } catch {
-                logger.error(
-                    "watcher.scan_failed",
-                    metadata: ["instrument": .string(instrument.id), "error": .string("\(error)")])
+        await withTaskGroup(of: ScanReport.self) { group in
+            for instrument in configuration.instruments {
+                group.addTask {
+                    var report = ScanReport()
+                    do {
+                        try await self.scan(instrument, mode: mode, into: &report)
+                    } catch is CancellationError {
+                    } catch {
+                        self.logger.error(
+                            "watcher.scan_failed",
+                            metadata: ["instrument": .string(instrument.id), "error": .string("\(error)")])
+                    }
+                    return report
+                }
             }
+            var report = ScanReport()
+            for await part in group {
+                report.enqueued += part.enqueued
+                report.changed += part.changed
+                report.watchFolders.formUnion(part.watchFolders)
+                if let deadline = part.nextDeadline { report.nextDeadline = min(report.nextDeadline ?? deadline, deadline) }
+            }
+            return report
         }
-        return report
+    }
+
+    /// What a scan read from a root's file system, on the root's own thread.
+    private struct RootReading: Sendable {
+        var found: RunFinder.Result
+        var signatures: [PathKey: Result<RunSignature, WatchError>]
     }
 
     private func scan(_ instrument: Configuration.Instrument, mode: ScanMode, into report: inout ScanReport) async throws {
-        guard let found = findRuns(instrument) else { return }
-        report.watchFolders.formUnion(found.levels.map(PathKey.init))
-        report.watchFolders.formUnion(found.runs.map(PathKey.init))
-
         let now = clock()
         let observations = try await queue.runObservations(instrument: instrument.id)
         let jobs = try await queue.jobsByRunPath(instrument: instrument.id)
-        let marker = instrument.marker.map(Glob.init)
-        let ignore = IgnoreRules(instrument.ignore)
+        guard let reading = await readRoot(instrument, mode: mode, now: now, observations: observations, jobs: jobs)
+        else { return }
+        let found = reading.found
+        report.watchFolders.formUnion(found.levels.map(PathKey.init))
+        report.watchFolders.formUnion(found.runs.map(PathKey.init))
+
         var updates: [RunObservation] = []
         var finished: [RunObservation] = []
         var jobSignatures: [(runPath: String, signature: String)] = []
@@ -101,12 +123,15 @@ public final class Watcher: Sendable {
                 continue
             }
             let signature: RunSignature
-            do {
-                signature = try RunSignature.compute(runPath: run, marker: marker, ignore: ignore)
+            switch reading.signatures[PathKey(run)] {
+            case .success(let walked)?:
+                signature = walked
                 noteReadable(run, instrument: instrument)
-            } catch {
+            case .failure(let error)?:
                 noteUnreadable(run, instrument: instrument, error: error)
                 continue
+            case nil:
+                continue  // appeared after the walks were decided: the next scan sees it
             }
             var observation = old ?? RunObservation(
                 runPath: run, instrument: instrument.id, signature: signature.description, files: signature.files,
@@ -142,21 +167,59 @@ public final class Watcher: Sendable {
         try await queue.saveRunObservations(updates, jobSignatures: jobSignatures, forgetting: vanished)
     }
 
-    /// The runs of an instrument, or nil (logged once) when its root cannot be read.
-    private func findRuns(_ instrument: Configuration.Instrument) -> RunFinder.Result? {
-        let found: RunFinder.Result
+    /// Whether a scan walks `run` now (the same answer on the root's thread and after it).
+    private func shouldWalk(
+        _ run: String, observations: [PathKey: RunObservation], jobs: [PathKey: Job],
+        instrument: Configuration.Instrument, mode: ScanMode, now: Date
+    ) -> Bool {
+        var job = jobs[PathKey(run)]
+        if job?.state == .failed { return false }
+        if job?.state == .cleaned { job = nil }
+        return needsWalk(run, old: observations[PathKey(run)], job: job, instrument: instrument, mode: mode, now: now)
+    }
+
+    /// Finds the runs of an instrument and walks those that need it, on the root's own thread
+    /// (see `RootAccess`); nil (logged once) when the root cannot be read or does not answer.
+    private func readRoot(
+        _ instrument: Configuration.Instrument, mode: ScanMode, now: Date,
+        observations: [PathKey: RunObservation], jobs: [PathKey: Job]
+    ) async -> RootReading? {
+        let marker = instrument.marker.map(Glob.init)
+        let ignore = IgnoreRules(instrument.ignore)
+        let reading: RootReading
         do {
-            found = try RunFinder.find(root: instrument.root, runs: instrument.runs)
+            reading = try await roots.access(instrument).run { [self] progress in
+                let found = try RunFinder.find(root: instrument.root, runs: instrument.runs, progress: progress)
+                var signatures: [PathKey: Result<RunSignature, WatchError>] = [:]
+                for run in found.runs
+                where shouldWalk(run, observations: observations, jobs: jobs, instrument: instrument, mode: mode, now: now)
+                {
+                    do {
+                        signatures[PathKey(run)] = .success(
+                            try RunSignature.compute(runPath: run, marker: marker, ignore: ignore, progress: progress))
+                    } catch let error as WatchError {
+                        signatures[PathKey(run)] = .failure(error)
+                    } catch {
+                        signatures[PathKey(run)] = .failure(WatchError(path: run, reason: "\(error)"))
+                    }
+                }
+                return RootReading(found: found, signatures: signatures)
+            }
+        } catch is CancellationError {
+            return nil
         } catch {
             let isNew = memory.withLock { $0.failingRoots.insert(instrument.id).inserted }
             if isNew {
-                logger.warning(
-                    "watcher.root_unavailable",
-                    metadata: ["instrument": .string(instrument.id), "root": .string(instrument.root),
-                               "error": .string("\(error)"), "retry": "next rescan"])
+                var metadata: Logger.Metadata = [
+                    "instrument": .string(instrument.id), "root": .string(instrument.root),
+                    "error": .string("\(error)"), "retry": "next rescan",
+                ]
+                if error is RootAccess.Hung { metadata["reason"] = "hung" }
+                logger.warning("watcher.root_unavailable", metadata: metadata)
             }
             return nil
         }
+        let found = reading.found
         let (recovered, firstEmpty) = memory.withLock { memory in
             (memory.failingRoots.remove(instrument.id) != nil,
              memory.scanned.insert(instrument.id).inserted && found.runs.isEmpty)
@@ -173,7 +236,7 @@ public final class Watcher: Sendable {
         for (path, reason) in found.unreadable {
             noteUnreadable(path, instrument: instrument, error: WatchError(path: path, reason: reason))
         }
-        return found
+        return reading
     }
 
     private func needsWalk(

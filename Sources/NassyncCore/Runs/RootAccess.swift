@@ -1,0 +1,139 @@
+import Foundation
+import Synchronization
+
+/// File-system work on one instrument root, which may be a network mount (NFS, SMB, sshfs) that
+/// stops answering. Such a call blocks in the kernel, and nothing can cancel it; so each piece of
+/// work runs on a thread of its own, never on the cooperative pool, and the caller stops waiting
+/// when the work makes no progress for `hangTimeout`. The other roots, the NAS stages, `status`,
+/// the control inbox and shutdown never wait on it.
+///
+/// A root whose last work is still stuck takes no new work (another thread would only get stuck
+/// behind it): callers get `Hung` at once until that thread comes back.
+public final class RootAccess: Sendable {
+    /// The root did not answer: a transient condition, never a reason to fail a job.
+    public struct Hung: Error, CustomStringConvertible, Sendable {
+        public var root: String
+        public var stuckFor: Duration
+        public var description: String {
+            "the instrument root \(root) does not answer (no progress for \(DurationText.format(stuckFor)); a hung "
+                + "network mount?)"
+        }
+    }
+
+    /// What the work reports as it goes: one tick per file-system call that returned.
+    public final class Progress: Sendable {
+        private let count = Atomic<UInt64>(0)
+        public func tick() { count.add(1, ordering: .relaxed) }
+        var value: UInt64 { count.load(ordering: .relaxed) }
+    }
+
+    public let root: String
+    public let hangTimeout: Duration
+    /// When the work now running started to make no progress, and whether work is running.
+    private let busySince = Mutex<ContinuousClock.Instant?>(nil)
+
+    public init(root: String, hangTimeout: Duration) {
+        self.root = root
+        self.hangTimeout = hangTimeout
+    }
+
+    /// Runs `body` on a thread of its own; throws `Hung` when it stops making progress (it then
+    /// goes on alone, and this root takes no new work until it returns), and `CancellationError`
+    /// at once when the calling task is cancelled.
+    public func run<T: Sendable>(_ body: @escaping @Sendable (Progress) throws -> T) async throws -> T {
+        let clock = ContinuousClock()
+        let stuckSince: ContinuousClock.Instant? = busySince.withLock { since in
+            if let since { return since }
+            since = clock.now
+            return nil
+        }
+        if let stuckSince { throw Hung(root: root, stuckFor: clock.now - stuckSince) }
+
+        let progress = Progress()
+        let outcome = Once<Result<T, any Error>>()
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
+                outcome.whenSettled { continuation.resume(with: $0) }
+                let thread = Thread { [self] in
+                    let result = Result { try body(progress) }
+                    busySince.withLock { $0 = nil }
+                    outcome.settle(result)
+                }
+                thread.name = "nassync.root"
+                thread.start()
+                // The watch on progress: its own thread too, so a busy pool cannot hide a hang.
+                let watch = Thread { [self] in
+                    var seen = progress.value
+                    var lastChange = clock.now
+                    while !outcome.isSettled {
+                        Thread.sleep(forTimeInterval: 0.1)
+                        let now = progress.value
+                        if now != seen {
+                            seen = now
+                            lastChange = clock.now
+                        } else if clock.now - lastChange >= hangTimeout {
+                            outcome.settle(.failure(Hung(root: root, stuckFor: clock.now - lastChange)))
+                        }
+                    }
+                }
+                watch.name = "nassync.root-watch"
+                watch.start()
+            }
+        } onCancel: {
+            outcome.settle(.failure(CancellationError()))
+        }
+    }
+}
+
+/// A result that is delivered once, by whichever of several threads settles it first.
+final class Once<Value: Sendable>: @unchecked Sendable {
+    // `@unchecked`: both fields are only touched under `lock`.
+    private let lock = NSLock()
+    private var settled: Value?
+    private var deliver: ((Value) -> Void)?
+
+    /// `deliver` gets the first value, exactly once, also when it was settled before this call.
+    func whenSettled(_ deliver: @escaping @Sendable (Value) -> Void) {
+        lock.lock()
+        self.deliver = deliver
+        let early = settled
+        lock.unlock()
+        if let early { deliver(early) }
+    }
+
+    var isSettled: Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        return settled != nil
+    }
+
+    func settle(_ value: Value) {
+        lock.lock()
+        guard settled == nil else {
+            lock.unlock()
+            return
+        }
+        settled = value
+        let deliver = self.deliver
+        lock.unlock()
+        deliver?(value)
+    }
+}
+
+/// One `RootAccess` per instrument (by its id), shared by the watcher, the transfer workers and
+/// the reaper, so that work stuck on a root keeps all of them off it.
+public final class InstrumentRoots: Sendable {
+    private let byInstrument: [String: RootAccess]
+    private let hangTimeout: Duration
+
+    public init(_ configuration: Configuration) {
+        hangTimeout = configuration.watcher.hangTimeout
+        byInstrument = Dictionary(
+            configuration.instruments.map { ($0.id, RootAccess(root: $0.root, hangTimeout: configuration.watcher.hangTimeout)) },
+            uniquingKeysWith: { first, _ in first })
+    }
+
+    public func access(_ instrument: Configuration.Instrument) -> RootAccess {
+        byInstrument[instrument.id] ?? RootAccess(root: instrument.root, hangTimeout: hangTimeout)
+    }
+}

@@ -1,0 +1,76 @@
+import Foundation
+import SFTPTransport
+import Testing
+import TestSupport
+
+@testable import NassyncCore
+
+/// An instrument root on a network mount that stops answering (a real sshfs mount whose daemon
+/// is stopped): it holds up no other instrument.
+@Suite(
+    .enabled(if: TestNAS.isAvailable && SSHFSMount.isPossible, "needs the test NAS, root and /dev/fuse"),
+    .timeLimit(.minutes(2)))
+struct HungRootTests {
+    typealias Setup = WatcherTests.Setup
+
+    func makeRun(_ path: String) throws {
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        try Data("data".utf8).write(to: URL(fileURLWithPath: path + "/data.bin"))
+        try Data().write(to: URL(fileURLWithPath: path + "/RunComplete.txt"))
+    }
+
+    @Test("a hung mount: the other instrument's runs are still queued, the hung root is reported, and it comes back")
+    func hungMountHoldsUpNoOther() async throws {
+        let nas = try TestNAS.require()
+        let remote = try nas.makeRemoteFolder("hung-root")
+        try makeRun(remote + "/net-run-1")
+        let mountFolder = try makeLocalFolder("hung-mount")
+        defer { try? FileManager.default.removeItem(atPath: mountFolder) }
+        let mount = try SSHFSMount(nas: nas, remoteFolder: remote, at: mountFolder + "/mnt")
+        let setup = try Setup(
+            "hung", marker: "RunComplete.txt", runs: "*", inotify: false, hang: "2s",
+            extra: """
+                [[instrument]]
+                id = "NET_1"
+                root = "\(mount.mountPoint)"
+                runs = "*"
+                marker = "RunComplete.txt"
+                """)
+        defer { try? FileManager.default.removeItem(atPath: setup.folder) }
+        let queue = try setup.queue()
+        let watcher = setup.watcher(queue)
+
+        // Positive control: while the mount answers, its runs are found like any other.
+        try makeRun(setup.root + "/local-run-1")
+        let first = await watcher.scan()
+        #expect(Set(first.enqueued.map(\.instrument)) == ["SEQ_1", "NET_1"])
+
+        mount.hang()
+        try makeRun(setup.root + "/local-run-2")
+        let started = ContinuousClock.now
+        let second = await watcher.scan()
+        #expect(ContinuousClock.now - started < .seconds(20), "the scan stopped waiting for the hung root")
+        #expect(second.enqueued.map { RemotePath.name(of: $0.runPath) } == ["local-run-2"])
+        let unavailable = setup.log.events("watcher.root_unavailable")
+        #expect(unavailable.count == 1 && unavailable.first?.metadata["reason"] == "hung", "\(unavailable.map(\.metadata))")
+        #expect(unavailable.first?.metadata["instrument"] == "NET_1")
+
+        // Still hung: the next scan does not wait again, and says nothing new.
+        try makeRun(setup.root + "/local-run-3")
+        let again = ContinuousClock.now
+        let third = await watcher.scan()
+        #expect(ContinuousClock.now - again < .seconds(1), "a root still stuck is skipped at once")
+        #expect(third.enqueued.map { RemotePath.name(of: $0.runPath) } == ["local-run-3"])
+        #expect(setup.log.events("watcher.root_unavailable").count == 1)
+
+        mount.resume()
+        try makeRun(remote + "/net-run-2")
+        var back: Watcher.ScanReport?
+        for _ in 0..<50 where back?.enqueued.isEmpty ?? true {
+            try await Task.sleep(for: .milliseconds(200))
+            back = await watcher.scan()
+        }
+        #expect(back?.enqueued.map { RemotePath.name(of: $0.runPath) } == ["net-run-2"])
+        #expect(setup.log.events("watcher.root_available").count == 1)
+    }
+}
