@@ -28,7 +28,7 @@ struct HungRootTests {
         defer { try? FileManager.default.removeItem(atPath: mountFolder) }
         let mount = try SSHFSMount(nas: nas, remoteFolder: remote, at: mountFolder + "/mnt")
         let setup = try Setup(
-            "hung", marker: "RunComplete.txt", runs: "*", inotify: false, hang: "2s",
+            "hung", marker: "RunComplete.txt", runs: "*", inotify: false, hang: "3s",
             extra: """
                 [[instrument]]
                 id = "NET_1"
@@ -49,7 +49,9 @@ struct HungRootTests {
         try makeRun(setup.root + "/local-run-2")
         let started = ContinuousClock.now
         let second = await watcher.scan()
-        #expect(ContinuousClock.now - started < .seconds(20), "the scan stopped waiting for the hung root")
+        let waited = ContinuousClock.now - started
+        #expect(waited >= .seconds(3), "the scan waited out the hang time-out (\(waited))")
+        #expect(waited < .seconds(20), "and then stopped waiting for the hung root")
         #expect(second.enqueued.map { RemotePath.name(of: $0.runPath) } == ["local-run-2"])
         let unavailable = setup.log.events("watcher.root_unavailable")
         #expect(unavailable.count == 1 && unavailable.first?.metadata["reason"] == "hung", "\(unavailable.map(\.metadata))")
@@ -59,7 +61,7 @@ struct HungRootTests {
         try makeRun(setup.root + "/local-run-3")
         let again = ContinuousClock.now
         let third = await watcher.scan()
-        #expect(ContinuousClock.now - again < .seconds(1), "a root still stuck is skipped at once")
+        #expect(ContinuousClock.now - again < .seconds(3), "a root still stuck is skipped, not waited for again")
         #expect(third.enqueued.map { RemotePath.name(of: $0.runPath) } == ["local-run-3"])
         #expect(setup.log.events("watcher.root_unavailable").count == 1)
 
@@ -72,5 +74,39 @@ struct HungRootTests {
         }
         #expect(back?.enqueued.map { RemotePath.name(of: $0.runPath) } == ["net-run-2"])
         #expect(setup.log.events("watcher.root_available").count == 1)
+    }
+
+    @Test("a transfer whose run is on a hung root waits in the queue: no attempt counted, no failure")
+    func transferWaitsForHungRoot() async throws {
+        let nas = try TestNAS.require()
+        let remote = try nas.makeRemoteFolder("hung-transfer")
+        try makeRun(remote + "/net-run-1")
+        let mountFolder = try makeLocalFolder("hung-transfer-mount")
+        defer { try? FileManager.default.removeItem(atPath: mountFolder) }
+        let mount = try SSHFSMount(nas: nas, remoteFolder: remote, at: mountFolder + "/mnt")
+        let setup = try Setup(
+            "hung-transfer", marker: "RunComplete.txt", runs: "*", inotify: false, hang: "2s",
+            extra: """
+                [[instrument]]
+                id = "NET_1"
+                root = "\(mount.mountPoint)"
+                runs = "*"
+                marker = "RunComplete.txt"
+                """)
+        defer { try? FileManager.default.removeItem(atPath: setup.folder) }
+        let queue = try JobQueue(stateDirectory: setup.configuration.agent.stateDirectory, access: .agent)
+        let watcher = Watcher(configuration: setup.configuration, queue: queue, logger: setup.log.logger)
+        let queued = try #require(await watcher.scan().enqueued.first)
+        #expect(queued.instrument == "NET_1")
+
+        mount.hang()
+        let job = try #require(try await queue.claim(worker: "w1"))
+        let worker = TransferWorker(name: "w1", configuration: setup.configuration, queue: queue, logger: setup.log.logger)
+        await worker.process(job)
+        let after = try #require(try await queue.job(id: job.id!))
+        #expect(after.state == .queued && after.attempts == 0, "\(after.state) \(after.attempts) \(after.lastError ?? "")")
+        #expect(after.nextAttemptAt != nil, "it waits before the next try")
+        #expect(setup.log.events("transfer.deferred").first?.metadata["reason"] == "hung root")
+        #expect(setup.log.events("transfer.failed").isEmpty && setup.log.events("job.failed").isEmpty)
     }
 }

@@ -49,7 +49,9 @@ public final class Agent: Sendable {
         let live = LiveConfiguration(configuration)
         let inbox = ControlInbox(configuration: configuration, queue: queue, logger: logger)
         await inbox.check()
-        let watcher = Watcher(configuration: configuration, queue: queue, logger: logger, live: live)
+        // One gate per instrument root, so that work stuck on a hung mount keeps every stage off it.
+        let roots = InstrumentRoots(configuration)
+        let watcher = Watcher(configuration: configuration, queue: queue, logger: logger, live: live, roots: roots)
         var loops: [LoopService] = [
             LoopService(name: "watcher") { await watcher.run() },
             LoopService(name: "control") { await inbox.run() },
@@ -58,12 +60,12 @@ public final class Agent: Sendable {
         for index in 1...configuration.agent.workers {
             let worker = TransferWorker(
                 name: "worker-\(index)", configuration: configuration, queue: queue, logger: logger, metrics: metrics,
-                mayStart: { !inbox.isPaused })
+                mayStart: { !inbox.isPaused }, roots: roots)
             loops.append(LoopService(name: worker.name) { await worker.run() })
         }
         let verifier = Verifier(configuration: configuration, queue: queue, logger: logger, live: live)
         loops.append(LoopService(name: "verifier") { await verifier.run() })
-        let reaper = Reaper(configuration: configuration, queue: queue, logger: logger, live: live)
+        let reaper = Reaper(configuration: configuration, queue: queue, logger: logger, live: live, roots: roots)
         loops.append(LoopService(name: "reaper") { await reaper.run() })
         if configuration.metrics.enabled {
             let path = MetricsTextfile.path(configuration)

@@ -17,12 +17,15 @@ public final class Reaper: Sendable {
     let connect: TransferWorker.Connector
     let connection = ConnectionSlot()
     let clock: @Sendable () -> Date
+    /// Where runs are read and deleted: off the cooperative pool, with the root's hang time-out.
+    let roots: InstrumentRoots
 
     /// `live`, when given, is the agent's shared settings.
     public init(
         configuration: Configuration, queue: JobQueue, logger: Logger, connect: TransferWorker.Connector? = nil,
-        clock: @escaping @Sendable () -> Date = { Date() }, live: LiveConfiguration? = nil
+        clock: @escaping @Sendable () -> Date = { Date() }, live: LiveConfiguration? = nil, roots: InstrumentRoots? = nil
     ) {
+        self.roots = roots ?? InstrumentRoots(configuration)
         self.live = live ?? LiveConfiguration(configuration)
         self.queue = queue
         self.logger = logger
@@ -128,45 +131,43 @@ public final class Reaper: Sendable {
                 job: id, requiredPasses: configuration.verify.passes)
             else { return }
             job = current
-            if Self.isGone(job.runPath) {
+            guard let instrument = configuration.instruments.first(where: { $0.id == current.instrument }) else {
+                throw RunLocation.Problem(
+                    kind: .outsideRoots, description: "instrument \(current.instrument) is no longer configured")
+            }
+            let root = roots.access(instrument)
+            // The run may be on a mount that hangs: every local step runs on the root's own thread.
+            let local = try await root.run { [self, configuration] _ -> LocalState in
+                if Self.isGone(current.runPath) { return .gone }
+                let location = try RunLocation.locate(current.runPath, in: configuration, workingDirectory: "/")
+                if let reason = try localDifference(current, manifest, location) { return .changed(reason) }
+                return .unchanged(location)
+            }
+            let location: RunLocation
+            switch local {
+            case .gone:
                 try await finishAlreadyGone(job)
                 return
-            }
-            let location = try RunLocation.locate(job.runPath, in: configuration, workingDirectory: "/")
-            if let reason = try localDifference(job, manifest, location) {
+            case .changed(let reason):
                 try await requeue(job, reason: reason)
                 return
+            case .unchanged(let unchanged):
+                location = unchanged
             }
             let missing = try await remoteMissing(job, manifest)
             if !missing.isEmpty {
                 try await requeue(job, reason: "missing on the NAS: " + missing.prefix(10).joined(separator: ", "))
                 return
             }
-            let deleter = try SafeDeleter(root: location.instrument.root, relativeRun: location.relativePath)
-            // Everything is checked before anything is deleted, so a run that changed anywhere is
-            // left whole; each file is checked once more as it is deleted.
-            try deleter.checkAll(manifest)
-            var files = 0
-            var bytes: Int64 = 0
-            var deleted: [String] = []
-            do {
-                for entry in manifest where entry.kind != .directory && entry.deletedAt == nil {
-                    if case .deleted(let size) = try deleter.delete(entry) {
-                        files += 1
-                        bytes += size
-                        deleted.append(entry.path)
-                    }
-                }
-            } catch let refusal as SafeDeleter.Refusal where !deleted.isEmpty {
+            // A stop does not cut a deletion short (an unstructured task is not cancelled with
+            // this one), so what it deleted is recorded; only a hang of the root stops the wait.
+            let deletion = try await Task { try await root.run { _ in try Self.delete(manifest, at: location) } }.value
+            let (files, bytes, deleted) = (deletion.files, deletion.bytes, deletion.deleted)
+            if let refusal = deletion.stoppedBy {
                 await stoppedHalfway(job, deleted: deleted, bytes: bytes, refusal)
                 return
             }
-            deleter.removeLeftovers(manifest)
-            // Deepest folders first, so parents can empty out; a folder with anything left stays.
-            for entry in manifest.reversed() where entry.kind == .directory {
-                deleter.removeIfEmpty(entry.path)
-            }
-            let runFolderGone = deleter.removeRunFolderIfEmpty()
+            let runFolderGone = deletion.runFolderGone
             try await queue.transition(
                 job: id, to: .cleaned, from: .cleanupEligible, reason: "local data deleted",
                 detail: "\(files) files, \(bytes) bytes, after \(job.verifyPasses) verify passes")
@@ -182,6 +183,10 @@ public final class Reaper: Sendable {
             await recordFailure(job, JobFailure("cannot clean \(job.runPath): \(refusal.message)", isTransient: refusal.isTransient))
         } catch let refusal as SafeDeleter.Refusal {
             try? await requeue(job, reason: refusal.message)
+        } catch is RootAccess.Hung {
+            // The root does not answer: nothing was deleted, or the deletion goes on by itself
+            // and the next sweep finds what it did. The watcher has said the root is hung.
+            return
         } catch let problem as RunLocation.Problem {
             await recordFailure(job, JobFailure("cannot clean \(job.runPath): \(problem.description)", isTransient: false))
         } catch where Task.isCancelled {
@@ -192,6 +197,50 @@ public final class Reaper: Sendable {
             if error is TransportError { await connection.close() }
             await recordFailure(job, TransferWorker.classify(error))
         }
+    }
+
+    private enum LocalState: Sendable {
+        case gone
+        case changed(String)
+        case unchanged(RunLocation)
+    }
+
+    private struct Deletion: Sendable {
+        var files = 0
+        var bytes: Int64 = 0
+        var deleted: [String] = []
+        /// Why it stopped after deleting `deleted` (nil: it did not stop).
+        var stoppedBy: SafeDeleter.Refusal?
+        var runFolderGone = false
+    }
+
+    /// Deletes the run's proven files and the folders they leave empty. Throws a refusal when
+    /// nothing was deleted; one that comes after some deletions is returned with them.
+    private static func delete(_ manifest: [ManifestEntry], at location: RunLocation) throws -> Deletion {
+        let deleter = try SafeDeleter(root: location.instrument.root, relativeRun: location.relativePath)
+        // Everything is checked before anything is deleted, so a run that changed anywhere is
+        // left whole; each file is checked once more as it is deleted.
+        try deleter.checkAll(manifest)
+        var deletion = Deletion()
+        do {
+            for entry in manifest where entry.kind != .directory && entry.deletedAt == nil {
+                if case .deleted(let size) = try deleter.delete(entry) {
+                    deletion.files += 1
+                    deletion.bytes += size
+                    deletion.deleted.append(entry.path)
+                }
+            }
+        } catch let refusal as SafeDeleter.Refusal where !deletion.deleted.isEmpty {
+            deletion.stoppedBy = refusal
+            return deletion
+        }
+        deleter.removeLeftovers(manifest)
+        // Deepest folders first, so parents can empty out; a folder with anything left stays.
+        for entry in manifest.reversed() where entry.kind == .directory {
+            deleter.removeIfEmpty(entry.path)
+        }
+        deletion.runFolderGone = deleter.removeRunFolderIfEmpty()
+        return deletion
     }
 
     /// Something changed a file in the instant between the check of the whole run and its own

@@ -16,16 +16,20 @@ public enum LocalRunWalker {
 
     /// Sorted by path. `.nassync/`, quarantine names of a cut-off cleanup and `ignore` matches
     /// are left out.
-    public static func manifest(runPath: String, ignore: IgnoreRules) throws -> [ManifestEntry] {
+    /// `progress` ticks after every entry (see `RootAccess`).
+    public static func manifest(
+        runPath: String, ignore: IgnoreRules, progress: RootAccess.Progress? = nil
+    ) throws -> [ManifestEntry] {
         var entries: [ManifestEntry] = []
         let fd = open(runPath.pathCString, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
         guard fd >= 0 else { throw problem(errno, runPath, what: "the run directory") }
-        try walk(fd, runPath: runPath, prefix: "", ignore: ignore, into: &entries)
+        try walk(fd, runPath: runPath, prefix: "", ignore: ignore, progress: progress, into: &entries)
         return entries.sorted { $0.path.utf8.lexicographicallyPrecedes($1.path.utf8) }
     }
 
     private static func walk(
-        _ fd: Int32, runPath: String, prefix: String, ignore: IgnoreRules, into entries: inout [ManifestEntry]
+        _ fd: Int32, runPath: String, prefix: String, ignore: IgnoreRules, progress: RootAccess.Progress?,
+        into entries: inout [ManifestEntry]
     ) throws {
         guard let directory = fdopendir(fd) else {
             close(fd)
@@ -34,6 +38,7 @@ public enum LocalRunWalker {
         defer { closedir(directory) }
         let parent = dirfd(directory)
         while let entry = readdir(directory) {
+            progress?.tick()
             let raw = withUnsafeBytes(of: &entry.pointee.d_name) { Array($0.prefix { $0 != 0 }) }
             if raw == [0x2E] || raw == [0x2E, 0x2E] || (prefix.isEmpty && raw == Array(".nassync".utf8)) { continue }
             // A file a cleanup cut off was deleting (`SafeDeleter`): not part of the run.
@@ -61,7 +66,7 @@ public enum LocalRunWalker {
                     inode: UInt64(info.st_ino), device: device))
                 let child = openat(parent, cName, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
                 guard child >= 0 else { throw problem(errno, runPath + "/" + path, what: "a folder of the run") }
-                try walk(child, runPath: runPath, prefix: path, ignore: ignore, into: &entries)
+                try walk(child, runPath: runPath, prefix: path, ignore: ignore, progress: progress, into: &entries)
             case S_IFLNK:
                 var target = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
                 let length = readlinkat(parent, cName, &target, target.count - 1)

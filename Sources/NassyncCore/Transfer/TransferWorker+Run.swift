@@ -31,11 +31,14 @@ extension TransferWorker {
             throw TransferFailure(
                 message: "instrument \(job.instrument) is no longer in \(configuration.sourceFile)", isTransient: false)
         }
-        let located = try locate(job, instrument)
         let ignore = IgnoreRules(instrument.ignore)
-        let signature = try? RunSignature.compute(
-            runPath: job.runPath, marker: instrument.marker.map(Glob.init), ignore: ignore)
-        let scanned = try LocalRunWalker.manifest(runPath: job.runPath, ignore: ignore)
+        // The run's folder may be on a mount that hangs: read on the root's own thread.
+        let (located, signature, scanned) = try await roots.access(instrument).run { [self] progress in
+            let located = try locate(job, instrument)
+            let signature = try? RunSignature.compute(
+                runPath: job.runPath, marker: instrument.marker.map(Glob.init), ignore: ignore, progress: progress)
+            return (located, signature, try LocalRunWalker.manifest(runPath: job.runPath, ignore: ignore, progress: progress))
+        }
         // A file a cleanup deleted after it was proven has only its NAS copy: a new file of that
         // name must not be sent over it.
         let deleted = Set(try await queue.manifest(job: id).filter { $0.deletedAt != nil }.map { PathKey($0.path) })

@@ -28,12 +28,16 @@ public final class TransferWorker: Sendable {
     /// Whether new transfers may start now (the `pause` signal file says no).
     let mayStart: @Sendable () -> Bool
     let metrics: AgentMetrics?
+    /// Where the run is read: off the cooperative pool, with the root's hang time-out.
+    let roots: InstrumentRoots
 
     public init(
         name: String, configuration: Configuration, queue: JobQueue, logger: Logger, idleDelay: Duration = .seconds(1),
-        metrics: AgentMetrics? = nil, mayStart: @escaping @Sendable () -> Bool = { true }, connect: Connector? = nil
+        metrics: AgentMetrics? = nil, mayStart: @escaping @Sendable () -> Bool = { true }, connect: Connector? = nil,
+        roots: InstrumentRoots? = nil
     ) {
         self.name = name
+        self.roots = roots ?? InstrumentRoots(configuration)
         self.metrics = metrics
         self.lanes = (0..<configuration.agent.streams).map { _ in ConnectionSlot() }
         self.configuration = configuration
@@ -109,6 +113,8 @@ public final class TransferWorker: Sendable {
                     "transfer.abandoned",
                     metadata: ["job": .stringConvertible(id), "run": .string(job.runPath), "reason": "claim lost"])
             }
+        } catch let hung as RootAccess.Hung {
+            await waitForRoot(job, hung)
         } catch where Task.isCancelled {
             // Whatever the stop interrupted (a connect, a folder, a file) failed only because of
             // the stop: that is no failure of the job, and it must not count as an attempt.
@@ -130,6 +136,24 @@ public final class TransferWorker: Sendable {
             logger.warning(
                 "transfer.abandoned",
                 metadata: ["job": .stringConvertible(job.id!), "run": .string(job.runPath), "reason": "claim lost"])
+        } catch {
+            logger.error("queue.error", metadata: ["job": .stringConvertible(job.id!), "error": .string("\(error)")])
+        }
+    }
+
+    /// The instrument root does not answer (a hung mount): no fault of the run, so no attempt
+    /// is counted; the job waits in the queue and is tried again in 30 s.
+    private func waitForRoot(_ job: Job, _ hung: RootAccess.Hung) async {
+        let next = Date().addingTimeInterval(30)
+        do {
+            try await queue.transition(
+                job: job.id!, to: .queued, from: .running, claimedBy: name, reason: "instrument root hung",
+                detail: hung.description
+            ) { $0.nextAttemptAt = next }
+            logger.warning(
+                "transfer.deferred",
+                metadata: ["job": .stringConvertible(job.id!), "run": .string(job.runPath), "reason": "hung root",
+                           "error": .string(hung.description), "next_attempt_at": .string(Timestamp.iso8601(next))])
         } catch {
             logger.error("queue.error", metadata: ["job": .stringConvertible(job.id!), "error": .string("\(error)")])
         }
