@@ -172,8 +172,9 @@ public final class SFTPConnection: @unchecked Sendable {
     }
 
     /// Runs a shell command on the server. Build it with `ShellQuoting`: nothing unquoted.
+    /// Every command has a time-out: a process stuck on the NAS must not hold up the caller.
     public func run(
-        _ command: String, timeout: Duration? = nil, outputLimit: Int = 64 << 20
+        _ command: String, timeout: Duration, outputLimit: Int = 64 << 20
     ) async throws -> CommandResult {
         try await perform { try $0.run(command, timeout: timeout, outputLimit: outputLimit) }
     }

@@ -95,4 +95,40 @@ struct NetworkAndDiskFaultTests {
         #expect(try await p.job(id).verifyPasses == 1)
         #expect(try Data(contentsOf: URL(fileURLWithPath: p.remoteRoot + "/SEQ_1/run/data.bin")) == Data(bytes))
     }
+
+    @Test("a hash command stuck on the NAS ends in a transient failure at its time-out; the next pass, on a new connection, passes")
+    func hungHashCommand() async throws {
+        let folder = try makeLocalFolder("hung-hasher")
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let hasher = folder + "/stuck-sha256sum"
+        let flag = folder + "/stuck"
+        // Stuck while the flag exists, as a NAS process waiting on a dead disk would be.
+        try """
+            #!/bin/sh
+            [ -e '\(flag)' ] && exec sleep 120
+            exec sha256sum "$@"
+            """.write(toFile: hasher, atomically: true, encoding: .utf8)
+        chmod(hasher, 0o755)
+        let p = try PipelineTests.Pipeline(
+            "hung-hash", method: "remote-command", remoteCommand: hasher, nasExtra: "timeout = \"2s\"")
+        let id = try await p.queueRun("run", files: ["a.bin": pseudoRandomBytes(count: 10_000, seed: 3)])
+        try await p.transfer()
+        try Data().write(to: URL(fileURLWithPath: flag))
+
+        let started = ContinuousClock.now
+        try await p.verifyDue()
+        let waited = ContinuousClock.now - started
+        var job = try await p.job(id)
+        #expect(job.state == .awaitingVerify && job.verifyPasses == 0 && job.attempts == 1, "\(job.lastError ?? "")")
+        #expect(job.lastError?.contains("did not finish within") == true, "\(job.lastError ?? "")")
+        #expect(p.log.events("verify.failed").count == 1, "a transient failure, logged")
+        #expect(waited < .seconds(60), "the pass gave up at the time-out, not after the stuck command (\(waited))")
+
+        // Positive control: the same hasher, no longer stuck, proves the run on the next try.
+        try FileManager.default.removeItem(atPath: flag)
+        p.clock.advance(by: .seconds(31))
+        try await p.verifyDue()
+        job = try await p.job(id)
+        #expect(job.verifyPasses == 1, "\(job.lastError ?? "")")
+    }
 }

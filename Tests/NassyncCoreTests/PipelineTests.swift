@@ -24,7 +24,8 @@ struct PipelineTests {
 
         init(
             _ label: String, key: String? = nil, method: String = "auto", passes: Int = 2, cleanup: Bool = true,
-            port: Int? = nil, knownHosts: String? = nil, remoteCommand: String = "sha256sum", remoteRoot: String? = nil
+            port: Int? = nil, knownHosts: String? = nil, remoteCommand: String = "sha256sum", remoteRoot: String? = nil,
+            nasExtra: String = ""
         ) throws {
             nas = try TestNAS.require()
             folder = try makeLocalFolder("pipeline-" + label)
@@ -36,6 +37,7 @@ struct PipelineTests {
                 state_dir = "state"
                 log_file = "-"
                 \(nas.configSection(root: self.remoteRoot, identityFile: key, knownHosts: knownHosts, port: port))
+                \(nasExtra)
                 [verify]
                 passes = \(passes)
                 interval = "1h"

@@ -60,7 +60,7 @@ struct CancellationTests {
     func cancelledConnectionRefuses() async throws {
         let nas = try TestNAS.require()
         let connection = try await SFTPConnection.connect(nas.shellLogin)
-        let task = Task { try await connection.run("sleep 30") }
+        let task = Task { try await connection.run("sleep 30", timeout: .seconds(60)) }
         try await Task.sleep(for: .milliseconds(300))
         task.cancel()
         let outcome = await task.result

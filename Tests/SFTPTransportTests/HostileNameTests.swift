@@ -31,7 +31,7 @@ struct HostileNameTests {
         let remote = try nas.makeRemoteFolder("hostile dir $(touch nassync-pwned-0)")
 
         let connection = try await SFTPConnection.connect(nas.shellLogin)
-        let home = try await connection.run("pwd").stdoutText.trimmingCharacters(in: .whitespacesAndNewlines)
+        let home = try await connection.run("pwd", timeout: .seconds(60)).stdoutText.trimmingCharacters(in: .whitespacesAndNewlines)
         var expected: [String: String] = [:]
         for (index, name) in Self.names.enumerated() {
             let bytes = pseudoRandomBytes(count: 1000 + index, seed: UInt64(index) + 100)
@@ -47,7 +47,7 @@ struct HostileNameTests {
         for name in Self.names {
             let path = remote + "/" + name
             let command = try ShellQuoting.command(["cat", "--", path])
-            let result = try await connection.run(command + " | sha256sum")
+            let result = try await connection.run(command + " | sha256sum", timeout: .seconds(60))
             #expect(result.exitStatus == 0, "stderr: \(result.stderrText)")
             #expect(result.stdoutText.hasPrefix(expected[name]!), "name \(name.debugDescription)")
             #expect(try await connection.hashRemoteFile(path).sha256 == expected[name])

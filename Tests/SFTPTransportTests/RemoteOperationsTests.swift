@@ -75,7 +75,7 @@ struct RemoteOperationsTests {
 
         let connection = try await SFTPConnection.connect(nas.shellLogin)
         _ = try await connection.upload(from: local + "/f", to: remote + "/f")
-        let byCommand = try await connection.run(try ShellQuoting.command(["sha256sum", "--", remote + "/f"]))
+        let byCommand = try await connection.run(try ShellQuoting.command(["sha256sum", "--", remote + "/f"]), timeout: .seconds(60))
         let byReadBack = try await connection.hashRemoteFile(remote + "/f")
         await connection.close()
 
@@ -90,11 +90,11 @@ struct RemoteOperationsTests {
         let nas = try TestNAS.require()
         let connection = try await SFTPConnection.connect(nas.shellLogin)
         let result = try await connection.run(
-            "head -c 3000000 /dev/zero >&2; printf out; echo err >&2; exit 3")
+            "head -c 3000000 /dev/zero >&2; printf out; echo err >&2; exit 3", timeout: .seconds(60))
         #expect(result.exitStatus == 3)
         #expect(result.stdoutText == "out")
         #expect(result.stderr.count == 3_000_004)
-        let killed = try await connection.run("kill -KILL $$")
+        let killed = try await connection.run("kill -KILL $$", timeout: .seconds(60))
         #expect(killed.exitStatus == nil)
         #expect(killed.exitSignal == "KILL")
         await connection.close()
@@ -107,7 +107,7 @@ struct RemoteOperationsTests {
         try Data("abc".utf8).write(to: URL(fileURLWithPath: remote + "/f"))
 
         let connection = try await SFTPConnection.connect(nas.sftpOnlyLogin)
-        let result = try await connection.run("sha256sum /etc/hostname; touch " + remote + "/ran")
+        let result = try await connection.run("sha256sum /etc/hostname; touch " + remote + "/ran", timeout: .seconds(60))
         #expect(result.exitStatus != 0)
         // OpenSSH prints its refusal on the channel's stdout.
         #expect((result.stdoutText + result.stderrText).contains("sftp connections only"))

@@ -195,11 +195,12 @@ public final class Verifier: Sendable {
     ) async throws -> [VerifyFinding] {
         if dropCache {
             // Every file first, the read-back ones too, then the hashing: all of it from the disk.
-            let drops = SharedHashing(Self.batches(files.map { RemotePath.join(nasPath, $0.path) }).map(HashWork.command))
+            let drops = SharedHashing(
+                Self.batches(files.map { RemotePath.join(nasPath, $0.path) }).map { HashWork.command($0, bytes: 0) })
             try await withThrowingTaskGroup(of: Void.self) { group in
                 for lane in lanes {
                     group.addTask {
-                        while case .command(let paths)? = drops.next() {
+                        while case .command(let paths, _)? = drops.next() {
                             try await PageCacheDrop.drop(paths, try await lane.get(self.connect))
                         }
                     }
@@ -212,7 +213,11 @@ public final class Verifier: Sendable {
         if method == .remoteCommand {
             let plain = files.filter { Sha256sumFormat.isPlain($0.path) }
             readBack = files.filter { !Sha256sumFormat.isPlain($0.path) }
-            work += Self.batches(plain.map { RemotePath.join(nasPath, $0.path) }).map(HashWork.command)
+            let sizes = Dictionary(
+                plain.map { (PathKey(RemotePath.join(nasPath, $0.path)), $0.size) }, uniquingKeysWith: { first, _ in first })
+            work += Self.batches(plain.map { RemotePath.join(nasPath, $0.path) }).map { batch in
+                HashWork.command(batch, bytes: batch.reduce(0) { $0 + (sizes[PathKey($1)] ?? 0) })
+            }
         }
         work += readBack.map { .readBack(RemotePath.join(nasPath, $0.path)) }
 
@@ -237,8 +242,8 @@ public final class Verifier: Sendable {
     }
 
     enum HashWork: Sendable {
-        /// Many files through the NAS's hash command, in one call.
-        case command([String])
+        /// Many files through the NAS's hash command, in one call; `bytes` is what they hold.
+        case command([String], bytes: Int64)
         /// One file read back over SFTP and hashed here.
         case readBack(String)
     }
@@ -246,8 +251,10 @@ public final class Verifier: Sendable {
     /// Remote path → digest for what one piece of work could hash (missing files are absent).
     private func run(_ item: HashWork, _ sftp: SFTPConnection) async throws -> [PathKey: String] {
         switch item {
-        case .command(let paths):
-            return try await RemoteHashCommand.hash(paths, command: configuration.verify.remoteCommand, sftp)
+        case .command(let paths, let bytes):
+            return try await RemoteHashCommand.hash(
+                paths, command: configuration.verify.remoteCommand, timeout: Self.hashTimeout(bytes: bytes, configuration),
+                sftp)
         case .readBack(let path):
             do {
                 return [PathKey(path): try await sftp.hashRemoteFile(path).sha256]
@@ -255,6 +262,15 @@ public final class Verifier: Sendable {
                 return [:]
             }
         }
+    }
+
+    /// How long a hash command may take: `nas.timeout`, plus one second per 4 MiB it hashes (a
+    /// slow NAS disk reads several times faster). A NAS process stuck on its disk then ends in
+    /// a transient failure, and the connection is replaced, instead of blocking every pass.
+    static let slowestHashRate: Int64 = 4 << 20
+
+    static func hashTimeout(bytes: Int64, _ configuration: Configuration) -> Duration {
+        configuration.nas.operationTimeout + .seconds(bytes / slowestHashRate)
     }
 
     /// Groups paths so no command line exceeds 28 kB: libssh2 refuses to send a channel request
@@ -312,9 +328,11 @@ final class SharedHashing: Sendable {
 /// Running the hash command on the NAS for many files at once.
 enum RemoteHashCommand {
     /// Remote path → digest for every file the command could hash; missing files are absent.
-    static func hash(_ paths: [String], command: [String], _ sftp: SFTPConnection) async throws -> [PathKey: String] {
+    static func hash(
+        _ paths: [String], command: [String], timeout: Duration, _ sftp: SFTPConnection
+    ) async throws -> [PathKey: String] {
         let line = try ShellQuoting.command(command + ["--"] + paths)
-        let result = try await sftp.run(line, timeout: nil, outputLimit: 64 << 20)
+        let result = try await sftp.run(line, timeout: timeout, outputLimit: 64 << 20)
         var digests: [PathKey: String] = [:]
         // Lines split by bytes and decoded as paths are, so a printed name comes back exact.
         for outputLine in result.stdout.split(separator: UInt8(ascii: "\n")) {
