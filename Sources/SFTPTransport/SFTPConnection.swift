@@ -43,6 +43,10 @@ public final class SFTPConnection: @unchecked Sendable {
         keepaliveTimer?.cancel()
     }
 
+    /// File bytes sent or read back over this connection so far (for telling a long copy that
+    /// still moves from one that is stuck).
+    public var bytesMoved: UInt64 { session.bytesMoved.load(ordering: .relaxed) }
+
     /// False once the connection was cancelled or closed.
     public var isUsable: Bool { !socket.isInterrupted && socket.descriptor >= 0 }
 

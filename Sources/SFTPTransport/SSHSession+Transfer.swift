@@ -104,6 +104,7 @@ extension SSHSession {
                 throw writeError(remotePath: remotePath, remaining: UInt64(pending.count))
             }
             pending = (pending.lowerBound + rc)..<pending.upperBound
+            bytesMoved.add(UInt64(rc), ordering: .relaxed)
         }
 
         if remoteSizeBefore > position {
@@ -220,6 +221,7 @@ extension SSHSession {
             guard count > 0 else { throw lastError("reading the remote file failed", path: remotePath) }
             try consume(UnsafeRawBufferPointer(rebasing: buffer[0..<count]))
             total += UInt64(count)
+            bytesMoved.add(UInt64(count), ordering: .relaxed)
         }
         return total
     }

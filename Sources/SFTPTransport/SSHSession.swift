@@ -1,4 +1,5 @@
 import CLibSSH2
+import Synchronization
 import Foundation
 
 #if canImport(Glibc)
@@ -21,6 +22,8 @@ final class SSHSession: @unchecked Sendable {
     let socket: InterruptibleSocket
     private(set) var session: OpaquePointer?
     private(set) var sftp: OpaquePointer?
+    /// File bytes written or read so far: what a watchdog takes for progress in a long copy.
+    let bytesMoved = Atomic<UInt64>(0)
 
     /// libssh2 pipelines SFTP writes when a buffer holds many of its 30,000-byte packets.
     static let transferChunkSize = 30_000 * 70

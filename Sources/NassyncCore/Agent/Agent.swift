@@ -53,26 +53,30 @@ public final class Agent: Sendable {
         let roots = InstrumentRoots(configuration)
         let watcher = Watcher(configuration: configuration, queue: queue, logger: logger, live: live, roots: roots)
         var loops: [LoopService] = [
-            LoopService(name: "watcher") { await watcher.run() },
-            LoopService(name: "control") { await inbox.run() },
+            LoopService(name: "watcher") { await watcher.run(heart: $0) },
+            LoopService(name: "control") { await inbox.run(heart: $0) },
         ]
         let metrics = AgentMetrics()
         for index in 1...configuration.agent.workers {
             let worker = TransferWorker(
                 name: "worker-\(index)", configuration: configuration, queue: queue, logger: logger, metrics: metrics,
                 mayStart: { !inbox.isPaused }, roots: roots)
-            loops.append(LoopService(name: worker.name) { await worker.run() })
+            loops.append(LoopService(name: worker.name) { await worker.run(heart: $0) })
         }
         let verifier = Verifier(configuration: configuration, queue: queue, logger: logger, live: live)
-        loops.append(LoopService(name: "verifier") { await verifier.run() })
+        loops.append(LoopService(name: "verifier") { await verifier.run(heart: $0) })
         let reaper = Reaper(configuration: configuration, queue: queue, logger: logger, live: live, roots: roots)
-        loops.append(LoopService(name: "reaper") { await reaper.run() })
+        loops.append(LoopService(name: "reaper") { await reaper.run(heart: $0) })
+        loops.append(LoopService(name: "claims") { [queue, logger] heart in
+            await Self.sweepStaleClaims(queue, logger, heart: heart)
+        })
         if configuration.metrics.enabled {
             let path = MetricsTextfile.path(configuration)
             let interval = configuration.metrics.interval
-            loops.append(LoopService(name: "metrics") { [queue, logger] in
+            loops.append(LoopService(name: "metrics") { [queue, logger] heart in
                 var reported = false
                 while !Task.isCancelled {
+                    heart.beat()
                     do {
                         try MetricsTextfile.write(try await MetricsTextfile.render(queue: queue, metrics: metrics), to: path)
                         reported = false
@@ -85,7 +89,7 @@ public final class Agent: Sendable {
             })
         }
 
-        let liveness = Liveness()
+        let liveness = Liveness(stallTimeout: configuration.agent.stallTimeout)
         var services: [any Service] = loops.map { $0.tracked(by: liveness) }
         if let eventLog {
             services.append(HangupService(log: eventLog, live: live, queue: queue, logger: logger))
@@ -93,6 +97,7 @@ public final class Agent: Sendable {
         if notifier.isEnabled {
             services.append(SystemdService(notifier: notifier, queue: queue, liveness: liveness, logger: logger))
         }
+        services.append(StopDeadline(after: gracefulShutdown + .seconds(5), liveness: liveness, logger: logger))
 
         var groupConfiguration = ServiceGroupConfiguration(
             services: services.map { .init(service: $0) }, logger: Logger(label: "nassync.lifecycle") { _ in
@@ -112,10 +117,10 @@ public final class Agent: Sendable {
 /// One of the agent's loops as a service: cancelled (and so stopped) on graceful shutdown.
 struct LoopService: Service, CustomStringConvertible {
     let name: String
-    let body: @Sendable () async -> Void
+    let body: @Sendable (Heart) async -> Void
     var liveness: Liveness?
 
-    init(name: String, body: @escaping @Sendable () async -> Void) {
+    init(name: String, body: @escaping @Sendable (Heart) async -> Void) {
         self.name = name
         self.body = body
     }
@@ -130,19 +135,9 @@ struct LoopService: Service, CustomStringConvertible {
 
     func run() async throws {
         defer { liveness?.ended(name) }
-        await cancelWhenGracefulShutdown { await body() }
+        let heart = liveness?.heart(name) ?? .none
+        await cancelWhenGracefulShutdown { await body(heart) }
     }
-}
-
-/// Which of the agent's loops are still running: the watchdog pings only while all are.
-final class Liveness: Sendable {
-    private let ended = Mutex<Set<String>>([])
-
-    func ended(_ name: String) {
-        _ = ended.withLock { $0.insert(name) }
-    }
-
-    var stopped: Set<String> { ended.withLock { $0 } }
 }
 
 /// STATUS= with the job counts, and WATCHDOG=1 at half of WatchdogSec while every loop runs and
@@ -159,20 +154,73 @@ struct SystemdService: Service, CustomStringConvertible {
         await cancelWhenGracefulShutdown {
             var reportedStall = false
             while !Task.isCancelled {
-                let stopped = liveness.stopped
-                if let counts = try? await queue.counts(), stopped.isEmpty {
+                let stalled = liveness.stalled()
+                let counts = try? await queue.counts()
+                if let counts, stalled.isEmpty {
+                    reportedStall = false
                     let status = JobState.allCases.map { "\(counts[$0] ?? 0) \($0.rawValue)" }.joined(separator: ", ")
                     let ping = notifier.watchdogPingInterval == nil ? "" : "WATCHDOG=1\n"
                     notifier.send(ping + "STATUS=" + status)
                 } else if !reportedStall {
                     reportedStall = true
+                    let reasons = stalled.map { "\($0.loop): \($0.reason)" } + (counts == nil ? ["the queue does not answer"] : [])
                     logger.critical(
                         "agent.stalled",
-                        metadata: ["stopped_loops": .string(stopped.sorted().joined(separator: ",")),
+                        metadata: ["stopped_loops": .string(stalled.map(\.loop).joined(separator: ",")),
+                                   "reason": .string(reasons.joined(separator: "; ")),
                                    "action": "no watchdog ping; systemd restarts the agent"])
+                    notifier.send("STATUS=stalled: " + reasons.joined(separator: "; "))
                 }
                 try? await Task.sleep(for: interval)
             }
+        }
+    }
+}
+
+/// SIGTERM stops the agent within `after`, whatever hangs: a thread stuck in the kernel on a
+/// dead mount cannot be cancelled, so once graceful shutdown has run that long the process
+/// exits anyway. The queue stays consistent (every change is one SQLite transaction); jobs
+/// still `running` go back to the queue at the next start.
+struct StopDeadline: Service, CustomStringConvertible {
+    let after: Duration
+    let liveness: Liveness
+    let logger: Logger
+    var description: String { "stop-deadline" }
+
+    func run() async throws {
+        // Told first of all services (shutdown goes in reverse order), then done.
+        guard (try? await gracefulShutdown()) != nil else { return }
+        let seconds = after
+        Thread.detachNewThread { [liveness, logger] in
+            Thread.sleep(forTimeInterval: Double(seconds.components.seconds))
+            logger.critical(
+                "agent.stop_forced",
+                metadata: ["running_loops": .string(liveness.running().joined(separator: ",")),
+                           "after": .string(DurationText.format(seconds)),
+                           "action": "exiting; running jobs are queued again at the next start"])
+            exit(0)
+        }
+    }
+}
+
+extension Agent {
+    /// A job whose worker stopped sending heartbeats (its last transition failed, say) goes back
+    /// to the queue instead of staying `running` until a restart.
+    static let staleClaimAge: Duration = .seconds(300)
+
+    static func sweepStaleClaims(_ queue: JobQueue, _ logger: Logger, heart: Heart) async {
+        while !Task.isCancelled {
+            heart.beat()
+            do {
+                for job in try await queue.sweepStaleClaims(staleAfter: staleClaimAge) {
+                    var metadata = job.failureMetadata
+                    metadata["next_attempt_at"] = .string(job.nextAttemptAt.map(Timestamp.iso8601) ?? "")
+                    logger.warning(job.state == .failed ? "job.failed" : "transfer.failed", metadata: metadata)
+                }
+            } catch {
+                logger.error("queue.error", metadata: ["error": .string("\(error)")])
+            }
+            try? await Task.sleep(for: .seconds(60))
         }
     }
 }

@@ -33,10 +33,11 @@ public final class Reaper: Sendable {
         self.connect = connect ?? TransferWorker.connector(for: configuration)
     }
 
-    public func run(tick: Duration = .seconds(2)) async {
+    public func run(tick: Duration = .seconds(2), heart: Heart = .none) async {
         var lastPrune = Date.distantPast
         while !Task.isCancelled {
             await sweep()
+            heart.beat()
             if clock().timeIntervalSince(lastPrune) >= 3600 {
                 lastPrune = clock()
                 await prune()

@@ -86,6 +86,7 @@ extension Configuration {
         agent.workers = try table.int("workers", in: 1...64) ?? agent.workers
         agent.streams = try table.int("streams", in: 1...16) ?? agent.streams
         agent.keepCleaned = try table.duration("keep_cleaned", minimum: .seconds(3600)) ?? agent.keepCleaned
+        agent.stallTimeout = try table.duration("stall_timeout", minimum: .seconds(5)) ?? agent.stallTimeout
         try table.rejectUnknownKeys()
         return agent
     }

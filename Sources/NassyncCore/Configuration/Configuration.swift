@@ -16,6 +16,9 @@ public struct Configuration: Sendable, Equatable {
         public var streams: Int
         /// How long `cleaned` jobs stay listed before they are pruned (their events stay).
         public var keepCleaned: Duration
+        /// A loop that makes no progress this long (outside a wait with a time-out of its own)
+        /// stops the systemd watchdog pings: `agent.stalled`, and systemd restarts the agent.
+        public var stallTimeout: Duration = .seconds(600)
     }
 
     public enum LogFormat: String, Sendable, Equatable, CaseIterable {

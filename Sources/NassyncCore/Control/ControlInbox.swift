@@ -33,9 +33,10 @@ public final class ControlInbox: Sendable {
     public var isPaused: Bool { paused.get() }
 
     /// Looks at the folder every `tick` until cancelled.
-    public func run(tick: Duration = .seconds(1)) async {
+    public func run(tick: Duration = .seconds(1), heart: Heart = .none) async {
         while !Task.isCancelled {
             await check()
+            heart.beat()
             try? await Task.sleep(for: tick)
         }
     }

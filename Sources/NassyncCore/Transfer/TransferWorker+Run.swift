@@ -24,7 +24,7 @@ extension TransferWorker {
         var answeredMismatch = false
     }
 
-    func transfer(_ job: Job) async throws -> Outcome {
+    func transfer(_ job: Job, heart: Heart = .none) async throws -> Outcome {
         let start = ContinuousClock.now
         let id = job.id!
         guard let instrument = configuration.instruments.first(where: { $0.id == job.instrument }) else {
@@ -69,11 +69,16 @@ extension TransferWorker {
         }
 
         let progress = TransferProgress(manifest: manifest)
-        let heartbeat = Task { [queue, name] in
+        let heartbeat = Task { [queue, name, lanes] in
+            // A long transfer that still moves bytes is progress, for the watchdog too.
+            var moved = lanes.reduce(0) { $0 + $1.bytesMoved }
             while !Task.isCancelled {
                 try? await Task.sleep(for: .seconds(10))
                 if Task.isCancelled { return }
                 if (try? await queue.heartbeat(job: id, worker: name)) == false { progress.loseClaim() }
+                let now = lanes.reduce(0) { $0 + $1.bytesMoved }
+                if now != moved { heart.beat() }
+                moved = now
             }
         }
         defer { heartbeat.cancel() }

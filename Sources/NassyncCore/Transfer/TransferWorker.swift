@@ -55,8 +55,9 @@ public final class TransferWorker: Sendable {
     }
 
     /// Takes and copies jobs until the task is cancelled.
-    public func run() async {
+    public func run(heart: Heart = .none) async {
         while !Task.isCancelled {
+            heart.beat()
             let job: Job?
             do {
                 job = mayStart() ? try await queue.claim(worker: name) : nil
@@ -65,7 +66,7 @@ public final class TransferWorker: Sendable {
                 job = nil
             }
             if let job {
-                await process(job)
+                await process(job, heart: heart)
             } else {
                 try? await Task.sleep(for: idleDelay)
             }
@@ -75,14 +76,14 @@ public final class TransferWorker: Sendable {
 
     /// Copies one claimed (`running`) job, and moves it on: to `awaiting_verify`, back to the
     /// queue, or to `failed`.
-    public func process(_ job: Job) async {
+    public func process(_ job: Job, heart: Heart = .none) async {
         let id = job.id!
         if Task.isCancelled {  // claimed just as the agent began to stop
             await handBack(job)
             return
         }
         do {
-            let outcome = try await transfer(job)
+            let outcome = try await transfer(job, heart: heart)
             switch outcome {
             case .done(let summary):
                 metrics?.addBytesSent(summary.sentBytes)
@@ -206,6 +207,9 @@ struct TransferFailure: Error, CustomStringConvertible {
 /// The worker's SSH connection, reused across jobs and replaced when it broke.
 final class ConnectionSlot: Sendable {
     private let current = LockedValue<SFTPConnection?>(nil)
+
+    /// File bytes moved over the connection now held (0 when none is).
+    var bytesMoved: UInt64 { current.get()?.bytesMoved ?? 0 }
 
     func get(_ connect: TransferWorker.Connector) async throws -> SFTPConnection {
         if let existing = current.get(), existing.isUsable { return existing }

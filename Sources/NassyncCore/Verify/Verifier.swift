@@ -45,11 +45,13 @@ public final class Verifier: Sendable {
     }
 
     /// Verifies due jobs until the task is cancelled.
-    public func run(tick: Duration = .seconds(1)) async {
+    public func run(tick: Duration = .seconds(1), heart: Heart = .none) async {
         while !Task.isCancelled {
+            heart.beat()
             let due = (try? await queue.dueJobs(in: .awaitingVerify)) ?? []
             for job in due where !Task.isCancelled {
-                await verify(job)
+                await verify(job, heart: heart)
+                heart.beat()
             }
             if due.isEmpty { try? await Task.sleep(for: tick) }
         }
@@ -57,7 +59,7 @@ public final class Verifier: Sendable {
     }
 
     /// One verify pass over one `awaiting_verify` job.
-    public func verify(_ job: Job) async {
+    public func verify(_ job: Job, heart: Heart = .none) async {
         let id = job.id!
         do {
             let manifest = try await queue.manifest(job: id).filter { $0.kind == .file }
@@ -69,7 +71,7 @@ public final class Verifier: Sendable {
             // The first pass follows the transfer, whose bytes the NAS has just written and
             // fsynced; every later pass must find them on its disk.
             let readsDisk = found.dropsCache && job.verifyPasses >= 1
-            let findings = try await hash(manifest, in: nasPath, method: method, dropCache: readsDisk)
+            let findings = try await hash(manifest, in: nasPath, method: method, dropCache: readsDisk, heart: heart)
             let updated = try await queue.recordVerifyPass(
                 job: id, findings: findings, method: method.rawValue + (readsDisk ? " (disk)" : ""),
                 requiredPasses: configuration.verify.passes, interval: configuration.verify.interval)
@@ -191,7 +193,8 @@ public final class Verifier: Sendable {
     /// Hashes every file on the NAS, spread over the lanes. Names a hash command cannot print
     /// unambiguously are read back.
     func hash(
-        _ files: [ManifestEntry], in nasPath: String, method: Configuration.VerifyMethod, dropCache: Bool = false
+        _ files: [ManifestEntry], in nasPath: String, method: Configuration.VerifyMethod, dropCache: Bool = false,
+        heart: Heart = .none
     ) async throws -> [VerifyFinding] {
         if dropCache {
             // Every file first, the read-back ones too, then the hashing: all of it from the disk.
@@ -227,7 +230,12 @@ public final class Verifier: Sendable {
                 group.addTask {
                     while let item = shared.next() {
                         let sftp = try await lane.get(self.connect)
+                        // A hash command is a wait with a time-out of its own: no stall before it.
+                        if case .command(_, let bytes) = item {
+                            heart.beat(busyFor: Self.hashTimeout(bytes: bytes, self.configuration))
+                        }
                         shared.record(try await self.run(item, sftp))
+                        heart.beat()
                     }
                 }
             }

@@ -7,7 +7,7 @@ extension Watcher {
     ///
     /// The loop ticks every `tick` and does nothing on a tick with nothing to do; the scans
     /// themselves are the only real work.
-    public func run(tick: Duration = .milliseconds(250)) async {
+    public func run(tick: Duration = .milliseconds(250), heart: Heart = .none) async {
         var monitor: InotifyMonitor?
         if useInotify {
             monitor = InotifyMonitor()
@@ -61,6 +61,7 @@ extension Watcher {
                     }
                 }
             }
+            heart.beat()
             try? await Task.sleep(for: tick)
         }
     }
