@@ -87,3 +87,12 @@ func writeBigFile(_ path: String, size: Int) throws -> String {
     digest.update(data: tail)
     return hexString(digest.finalize())
 }
+
+/// The SHA-256 of a file, read in 8 MiB pieces.
+func hashFile(_ path: String) throws -> String {
+    let handle = try FileHandle(forReadingFrom: URL(fileURLWithPath: path))
+    defer { try? handle.close() }
+    var digest = SHA256()
+    while let chunk = try handle.read(upToCount: 8 << 20), !chunk.isEmpty { digest.update(data: chunk) }
+    return hexString(digest.finalize())
+}

@@ -144,12 +144,4 @@ struct GracefulStopTests {
         try await s.watch.waitFor("the run to be cleaned") { try s.job()["state"] as? String == "cleaned" }
         #expect(s.errorLines().isEmpty, "\(s.errorLines())")
     }
-
-    private func hashFile(_ path: String) throws -> String {
-        let handle = try FileHandle(forReadingFrom: URL(fileURLWithPath: path))
-        defer { try? handle.close() }
-        var digest = SHA256()
-        while let chunk = try handle.read(upToCount: 8 << 20), !chunk.isEmpty { digest.update(data: chunk) }
-        return hexString(digest.finalize())
-    }
 }

@@ -27,6 +27,7 @@ struct HungRootTests {
         let mountFolder = try makeLocalFolder("hung-mount")
         defer { try? FileManager.default.removeItem(atPath: mountFolder) }
         let mount = try SSHFSMount(nas: nas, remoteFolder: remote, at: mountFolder + "/mnt")
+        defer { mount.unmount() }  // before the folder around it is removed (defers run last first)
         let setup = try Setup(
             "hung", marker: "RunComplete.txt", runs: "*", inotify: false, hang: "3s",
             extra: """
@@ -84,6 +85,7 @@ struct HungRootTests {
         let mountFolder = try makeLocalFolder("hung-transfer-mount")
         defer { try? FileManager.default.removeItem(atPath: mountFolder) }
         let mount = try SSHFSMount(nas: nas, remoteFolder: remote, at: mountFolder + "/mnt")
+        defer { mount.unmount() }  // before the folder around it is removed (defers run last first)
         let setup = try Setup(
             "hung-transfer", marker: "RunComplete.txt", runs: "*", inotify: false, hang: "2s",
             extra: """

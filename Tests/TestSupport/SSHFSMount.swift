@@ -43,15 +43,20 @@ public final class SSHFSMount: @unchecked Sendable {
         public var description: String { "sshfs did not mount \(mountPoint) within 10 s" }
     }
 
-    deinit {
+    deinit { unmount() }
+
+    /// Lets the daemon answer again and unmounts (lazily, so a call still stuck on the mount
+    /// cannot keep the test from ending). Call it before removing the folder around the mount.
+    public func unmount() {
         resume()
-        // Lazy, so a call still stuck on it cannot keep the test from ending.
+        guard process.isRunning else { return }
         let umount = Process()
         umount.executableURL = URL(fileURLWithPath: "/usr/bin/fusermount")
         umount.arguments = ["-u", "-z", mountPoint]
         try? umount.run()
         umount.waitUntilExit()
         process.terminate()
+        process.waitUntilExit()
     }
 
     public func hang() { kill(process.processIdentifier, SIGSTOP) }

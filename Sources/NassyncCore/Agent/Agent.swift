@@ -44,8 +44,9 @@ public final class Agent: Sendable {
     /// Runs until SIGTERM or SIGINT (or the task is cancelled). In-flight transfers stop within
     /// seconds and their jobs go back to the queue, partial files kept for resuming.
     public func run(
-        gracefulShutdown: Duration = .seconds(20), notifier: SystemdNotifier = SystemdNotifier()
+        gracefulShutdown: Duration? = nil, notifier: SystemdNotifier = SystemdNotifier()
     ) async throws {
+        let gracefulShutdown = gracefulShutdown ?? configuration.agent.stopTimeout
         let live = LiveConfiguration(configuration)
         let inbox = ControlInbox(configuration: configuration, queue: queue, logger: logger)
         await inbox.check()

@@ -87,6 +87,7 @@ extension Configuration {
         agent.streams = try table.int("streams", in: 1...16) ?? agent.streams
         agent.keepCleaned = try table.duration("keep_cleaned", minimum: .seconds(3600)) ?? agent.keepCleaned
         agent.stallTimeout = try table.duration("stall_timeout", minimum: .seconds(5)) ?? agent.stallTimeout
+        agent.stopTimeout = try table.duration("stop_timeout", minimum: .seconds(1)) ?? agent.stopTimeout
         try table.rejectUnknownKeys()
         return agent
     }

@@ -19,6 +19,9 @@ public struct Configuration: Sendable, Equatable {
         /// A loop that makes no progress this long (outside a wait with a time-out of its own)
         /// stops the systemd watchdog pings: `agent.stalled`, and systemd restarts the agent.
         public var stallTimeout: Duration = .seconds(600)
+        /// After SIGTERM, how long in-flight work has to hand back; the process exits 5 s
+        /// later whatever still hangs. Keep it well under systemd's `TimeoutStopSec`.
+        public var stopTimeout: Duration = .seconds(20)
     }
 
     public enum LogFormat: String, Sendable, Equatable, CaseIterable {

@@ -7,8 +7,9 @@ import Synchronization
 /// when the work makes no progress for `hangTimeout`. The other roots, the NAS stages, `status`,
 /// the control inbox and shutdown never wait on it.
 ///
-/// A root whose last work is still stuck takes no new work (another thread would only get stuck
-/// behind it): callers get `Hung` at once until that thread comes back.
+/// Several pieces of work may run on one root at once (the watcher's scan, a transfer's walk).
+/// Once one is found stuck, the root takes no new work (another thread would only get stuck
+/// behind it): callers get `Hung` at once until every stuck thread has come back.
 public final class RootAccess: Sendable {
     /// The root did not answer: a transient condition, never a reason to fail a job.
     public struct Hung: Error, CustomStringConvertible, Sendable {
@@ -29,8 +30,8 @@ public final class RootAccess: Sendable {
 
     public let root: String
     public let hangTimeout: Duration
-    /// When the work now running started to make no progress, and whether work is running.
-    private let busySince = Mutex<ContinuousClock.Instant?>(nil)
+    /// Work found stuck and not back yet, and since when the first of it made no progress.
+    private let stuck = Mutex<(count: Int, since: ContinuousClock.Instant?)>((0, nil))
 
     public init(root: String, hangTimeout: Duration) {
         self.root = root
@@ -42,21 +43,25 @@ public final class RootAccess: Sendable {
     /// at once when the calling task is cancelled.
     public func run<T: Sendable>(_ body: @escaping @Sendable (Progress) throws -> T) async throws -> T {
         let clock = ContinuousClock()
-        let stuckSince: ContinuousClock.Instant? = busySince.withLock { since in
-            if let since { return since }
-            since = clock.now
-            return nil
-        }
-        if let stuckSince { throw Hung(root: root, stuckFor: clock.now - stuckSince) }
+        if let since = stuck.withLock({ $0.since }) { throw Hung(root: root, stuckFor: clock.now - since) }
 
         let progress = Progress()
         let outcome = Once<Result<T, any Error>>()
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
                 outcome.whenSettled { continuation.resume(with: $0) }
+                // Whether the watch gave up on this work: it then counts as stuck until it returns.
+                let fate = Mutex((givenUp: false, returned: false))
                 let thread = Thread { [self] in
                     let result = Result { try body(progress) }
-                    busySince.withLock { $0 = nil }
+                    fate.withLock { fate in
+                        fate.returned = true
+                        guard fate.givenUp else { return }
+                        stuck.withLock { stuck in
+                            stuck.count -= 1
+                            if stuck.count == 0 { stuck.since = nil }
+                        }
+                    }
                     outcome.settle(result)
                 }
                 thread.name = "nassync.root"
@@ -72,6 +77,14 @@ public final class RootAccess: Sendable {
                             seen = now
                             lastChange = clock.now
                         } else if clock.now - lastChange >= hangTimeout {
+                            fate.withLock { fate in
+                                guard !fate.returned else { return }  // it came back just now
+                                fate.givenUp = true
+                                stuck.withLock { stuck in
+                                    stuck.count += 1
+                                    if stuck.since == nil { stuck.since = lastChange }
+                                }
+                            }
                             outcome.settle(.failure(Hung(root: root, stuckFor: clock.now - lastChange)))
                         }
                     }
