@@ -189,8 +189,9 @@ struct StopDeadline: Service, CustomStringConvertible {
     var description: String { "stop-deadline" }
 
     func run() async throws {
-        // Told first of all services (shutdown goes in reverse order), then done.
-        guard (try? await gracefulShutdown()) != nil else { return }
+        // Told first of all services (shutdown goes in reverse order), then done. Armed by a
+        // cancellation of the group too: that is a stop as well.
+        try? await gracefulShutdown()
         let seconds = after
         Thread.detachNewThread { [liveness, logger] in
             Thread.sleep(forTimeInterval: Double(seconds.components.seconds))
@@ -199,7 +200,9 @@ struct StopDeadline: Service, CustomStringConvertible {
                 metadata: ["running_loops": .string(liveness.running().joined(separator: ",")),
                            "after": .string(DurationText.format(seconds)),
                            "action": "exiting; running jobs are queued again at the next start"])
-            exit(0)
+            // The line is written already (the event log does not buffer). `_exit`: no exit
+            // handlers run alongside threads that are still at work.
+            _exit(ExitStatus.failure)
         }
     }
 }

@@ -30,7 +30,13 @@ public final class Liveness: Sendable {
         loops.withLock { loops in
             var loop = loops[name] ?? Loop(lastBeat: now)
             loop.lastBeat = now
-            loop.busyUntil = busyFor.map { now.advanced(by: $0) }
+            // Lanes of one loop share its beat: a plain beat of one must not cancel the long,
+            // time-limited wait another announced.
+            if let busyFor {
+                loop.busyUntil = max(loop.busyUntil ?? now, now.advanced(by: busyFor))
+            } else if let until = loop.busyUntil, until <= now {
+                loop.busyUntil = nil
+            }
             loops[name] = loop
         }
     }

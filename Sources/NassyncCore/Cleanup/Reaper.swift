@@ -138,10 +138,10 @@ public final class Reaper: Sendable {
             }
             let root = roots.access(instrument)
             // The run may be on a mount that hangs: every local step runs on the root's own thread.
-            let local = try await root.run { [self, configuration] _ -> LocalState in
+            let local = try await root.run { [self, configuration] progress -> LocalState in
                 if Self.isGone(current.runPath) { return .gone }
                 let location = try RunLocation.locate(current.runPath, in: configuration, workingDirectory: "/")
-                if let reason = try localDifference(current, manifest, location) { return .changed(reason) }
+                if let reason = try localDifference(current, manifest, location, progress) { return .changed(reason) }
                 return .unchanged(location)
             }
             let location: RunLocation
@@ -160,9 +160,12 @@ public final class Reaper: Sendable {
                 try await requeue(job, reason: "missing on the NAS: " + missing.prefix(10).joined(separator: ", "))
                 return
             }
-            // A stop does not cut a deletion short (an unstructured task is not cancelled with
-            // this one), so what it deleted is recorded; only a hang of the root stops the wait.
-            let deletion = try await Task { try await root.run { _ in try Self.delete(manifest, at: location) } }.value
+            // Neither a stop nor a hang abandons a deletion once begun (an unstructured task is
+            // not cancelled with this one, and the wait goes through hangs): what it deleted is
+            // always recorded.
+            let deletion = try await Task {
+                try await root.run(waitThroughHangs: true) { progress in try Self.delete(manifest, at: location, progress) }
+            }.value
             let (files, bytes, deleted) = (deletion.files, deletion.bytes, deletion.deleted)
             if let refusal = deletion.stoppedBy {
                 await stoppedHalfway(job, deleted: deleted, bytes: bytes, refusal)
@@ -217,14 +220,17 @@ public final class Reaper: Sendable {
 
     /// Deletes the run's proven files and the folders they leave empty. Throws a refusal when
     /// nothing was deleted; one that comes after some deletions is returned with them.
-    private static func delete(_ manifest: [ManifestEntry], at location: RunLocation) throws -> Deletion {
+    private static func delete(
+        _ manifest: [ManifestEntry], at location: RunLocation, _ progress: RootAccess.Progress
+    ) throws -> Deletion {
         let deleter = try SafeDeleter(root: location.instrument.root, relativeRun: location.relativePath)
         // Everything is checked before anything is deleted, so a run that changed anywhere is
         // left whole; each file is checked once more as it is deleted.
-        try deleter.checkAll(manifest)
+        try deleter.checkAll(manifest, progress: progress)
         var deletion = Deletion()
         do {
             for entry in manifest where entry.kind != .directory && entry.deletedAt == nil {
+                defer { progress.tick() }
                 if case .deleted(let size) = try deleter.delete(entry) {
                     deletion.files += 1
                     deletion.bytes += size
@@ -284,11 +290,13 @@ public final class Reaper: Sendable {
     }
 
     /// Why the local run is no longer what was proven, or nil if it is exactly that.
-    private func localDifference(_ job: Job, _ manifest: [ManifestEntry], _ location: RunLocation) throws -> String? {
+    private func localDifference(
+        _ job: Job, _ manifest: [ManifestEntry], _ location: RunLocation, _ progress: RootAccess.Progress? = nil
+    ) throws -> String? {
         let ignore = IgnoreRules(location.instrument.ignore)
         let now: [ManifestEntry]
         do {
-            now = try LocalRunWalker.manifest(runPath: job.runPath, ignore: ignore)
+            now = try LocalRunWalker.manifest(runPath: job.runPath, ignore: ignore, progress: progress)
         } catch let problem as LocalRunWalker.Problem {
             return problem.message
         }

@@ -95,8 +95,9 @@ final class SafeDeleter {
     /// Checks, deleting nothing, that every file and symlink of `manifest` is still exactly what
     /// was hashed (or already gone): a run that changed anywhere loses nothing to a cleanup that
     /// would have had to stop halfway.
-    func checkAll(_ manifest: [ManifestEntry]) throws {
+    func checkAll(_ manifest: [ManifestEntry], progress: RootAccess.Progress? = nil) throws {
         for entry in manifest where entry.kind != .directory {
+            defer { progress?.tick() }
             _ = try withParent(of: entry.path) { parent, name in
                 var info = stat()
                 guard fstatat(parent, name, &info, AT_SYMLINK_NOFOLLOW) == 0 else {

@@ -30,6 +30,8 @@ public final class RootAccess: Sendable {
 
     public let root: String
     public let hangTimeout: Duration
+    /// Pieces of work started on a thread (for tests: a root found stuck starts none).
+    let worksStarted = Atomic<Int>(0)
     /// Work found stuck and not back yet, and since when the first of it made no progress.
     private let stuck = Mutex<(count: Int, since: ContinuousClock.Instant?)>((0, nil))
 
@@ -41,7 +43,13 @@ public final class RootAccess: Sendable {
     /// Runs `body` on a thread of its own; throws `Hung` when it stops making progress (it then
     /// goes on alone, and this root takes no new work until it returns), and `CancellationError`
     /// at once when the calling task is cancelled.
-    public func run<T: Sendable>(_ body: @escaping @Sendable (Progress) throws -> T) async throws -> T {
+    ///
+    /// With `waitThroughHangs`, the caller waits for `body` however long it takes, never
+    /// abandoning its result (a deletion, whose every step must be recorded); the root is still
+    /// marked stuck meanwhile, so no new work joins it.
+    public func run<T: Sendable>(
+        waitThroughHangs: Bool = false, _ body: @escaping @Sendable (Progress) throws -> T
+    ) async throws -> T {
         let clock = ContinuousClock()
         if let since = stuck.withLock({ $0.since }) { throw Hung(root: root, stuckFor: clock.now - since) }
 
@@ -50,6 +58,8 @@ public final class RootAccess: Sendable {
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
                 outcome.whenSettled { continuation.resume(with: $0) }
+                guard !outcome.isSettled else { return }  // cancelled before it began: nothing started
+                worksStarted.add(1, ordering: .relaxed)
                 // Whether the watch gave up on this work: it then counts as stuck until it returns.
                 let fate = Mutex((givenUp: false, returned: false))
                 let thread = Thread { [self] in
@@ -70,7 +80,9 @@ public final class RootAccess: Sendable {
                 let watch = Thread { [self] in
                     var seen = progress.value
                     var lastChange = clock.now
-                    while !outcome.isSettled {
+                    // Until the work is back (not merely until the caller stopped waiting, as on a
+                    // cancel), so that work stuck after a cancel still keeps new work off the root.
+                    while !fate.withLock({ $0.returned || $0.givenUp }) {
                         Thread.sleep(forTimeInterval: 0.1)
                         let now = progress.value
                         if now != seen {
@@ -85,7 +97,9 @@ public final class RootAccess: Sendable {
                                     if stuck.since == nil { stuck.since = lastChange }
                                 }
                             }
-                            outcome.settle(.failure(Hung(root: root, stuckFor: clock.now - lastChange)))
+                            if !waitThroughHangs {
+                                outcome.settle(.failure(Hung(root: root, stuckFor: clock.now - lastChange)))
+                            }
                         }
                     }
                 }

@@ -31,6 +31,26 @@ extension TransferWorker {
             throw TransferFailure(
                 message: "instrument \(job.instrument) is no longer in \(configuration.sourceFile)", isTransient: false)
         }
+        // Heartbeats from the start: listing a big run and making its NAS folders takes time, and
+        // a job that sends none for a while is taken for abandoned (`Agent.sweepStaleClaims`).
+        let claimLost = LockedValue(false)
+        let shared = LockedValue<TransferProgress?>(nil)
+        let heartbeat = Task { [queue, name, lanes] in
+            // A long transfer that still moves bytes is progress, for the watchdog too.
+            var moved = lanes.reduce(0) { $0 + $1.bytesMoved }
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .seconds(10))
+                if Task.isCancelled { return }
+                if (try? await queue.heartbeat(job: id, worker: name)) == false {
+                    _ = claimLost.swap(true)
+                    shared.get()?.loseClaim()
+                }
+                let now = lanes.reduce(0) { $0 + $1.bytesMoved }
+                if now != moved { heart.beat() }
+                moved = now
+            }
+        }
+        defer { heartbeat.cancel() }
         let ignore = IgnoreRules(instrument.ignore)
         // The run's folder may be on a mount that hangs: read on the root's own thread.
         let (located, signature, scanned) = try await roots.access(instrument).run { [self] progress in
@@ -69,19 +89,8 @@ extension TransferWorker {
         }
 
         let progress = TransferProgress(manifest: manifest)
-        let heartbeat = Task { [queue, name, lanes] in
-            // A long transfer that still moves bytes is progress, for the watchdog too.
-            var moved = lanes.reduce(0) { $0 + $1.bytesMoved }
-            while !Task.isCancelled {
-                try? await Task.sleep(for: .seconds(10))
-                if Task.isCancelled { return }
-                if (try? await queue.heartbeat(job: id, worker: name)) == false { progress.loseClaim() }
-                let now = lanes.reduce(0) { $0 + $1.bytesMoved }
-                if now != moved { heart.beat() }
-                moved = now
-            }
-        }
-        defer { heartbeat.cancel() }
+        _ = shared.swap(progress)
+        if claimLost.get() { progress.loseClaim() }
         do {
             // Files go over several connections at once: while one waits for the NAS (an ack,
             // an fsync, a rename), the others keep requests in flight.

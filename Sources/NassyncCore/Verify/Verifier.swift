@@ -272,13 +272,14 @@ public final class Verifier: Sendable {
         }
     }
 
-    /// How long a hash command may take: `nas.timeout`, plus one second per 4 MiB it hashes (a
-    /// slow NAS disk reads several times faster). A NAS process stuck on its disk then ends in
+    /// How long a hash command may take: `nas.timeout`, plus one second per 4 MiB it hashes for
+    /// each lane hashing at the same time (a slow NAS disk reads several times faster). A NAS process stuck on its disk then ends in
     /// a transient failure, and the connection is replaced, instead of blocking every pass.
     static let slowestHashRate: Int64 = 4 << 20
 
     static func hashTimeout(bytes: Int64, _ configuration: Configuration) -> Duration {
-        configuration.nas.operationTimeout + .seconds(bytes / slowestHashRate)
+        // The lanes hash on the same NAS disk at once, sharing its rate.
+        configuration.nas.operationTimeout + .seconds(bytes * Int64(configuration.agent.streams) / slowestHashRate)
     }
 
     /// Groups paths so no command line exceeds 28 kB: libssh2 refuses to send a channel request
