@@ -89,15 +89,16 @@ public final class RootAccess: Sendable {
                             seen = now
                             lastChange = clock.now
                         } else if clock.now - lastChange >= hangTimeout {
-                            fate.withLock { fate in
-                                guard !fate.returned else { return }  // it came back just now
+                            let gaveUp = fate.withLock { fate in
+                                guard !fate.returned else { return false }  // it came back just now
                                 fate.givenUp = true
                                 stuck.withLock { stuck in
                                     stuck.count += 1
                                     if stuck.since == nil { stuck.since = lastChange }
                                 }
+                                return true
                             }
-                            if !waitThroughHangs {
+                            if gaveUp && !waitThroughHangs {
                                 outcome.settle(.failure(Hung(root: root, stuckFor: clock.now - lastChange)))
                             }
                         }
