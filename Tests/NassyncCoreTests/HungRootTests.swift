@@ -13,7 +13,42 @@ import TestSupport
 struct HungRootTests {
     typealias Setup = WatcherTests.Setup
 
-    func makeRun(_ path: String) throws {
+    /// A local instrument (SEQ_1) beside NET_1, whose root is an sshfs mount of a NAS folder
+    /// that holds one finished run, `net-run-1`.
+    struct NetInstrument {
+        let remote: String
+        let mount: SSHFSMount
+        let setup: Setup
+        private let mountFolder: String
+
+        init(_ label: String, hang: String) throws {
+            let nas = try TestNAS.require()
+            remote = try nas.makeRemoteFolder(label + "-root")
+            try HungRootTests.makeRun(remote + "/net-run-1")
+            mountFolder = try makeLocalFolder(label + "-mount")
+            mount = try SSHFSMount(nas: nas, remoteFolder: remote, at: mountFolder + "/mnt")
+            setup = try Setup(
+                label, marker: "RunComplete.txt", runs: "*", inotify: false, hang: hang,
+                extra: """
+                    [[instrument]]
+                    id = "NET_1"
+                    root = "\(mount.mountPoint)"
+                    runs = "*"
+                    marker = "RunComplete.txt"
+                    """)
+        }
+
+        /// The mount first: removing a folder that holds a hung mount would hang.
+        func tearDown() {
+            mount.unmount()
+            try? FileManager.default.removeItem(atPath: mountFolder)
+            try? FileManager.default.removeItem(atPath: setup.folder)
+        }
+    }
+
+    func makeRun(_ path: String) throws { try Self.makeRun(path) }
+
+    static func makeRun(_ path: String) throws {
         try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
         try Data("data".utf8).write(to: URL(fileURLWithPath: path + "/data.bin"))
         try Data().write(to: URL(fileURLWithPath: path + "/RunComplete.txt"))
@@ -21,23 +56,9 @@ struct HungRootTests {
 
     @Test("a hung mount: the other instrument's runs are still queued, the hung root is reported, and it comes back")
     func hungMountHoldsUpNoOther() async throws {
-        let nas = try TestNAS.require()
-        let remote = try nas.makeRemoteFolder("hung-root")
-        try makeRun(remote + "/net-run-1")
-        let mountFolder = try makeLocalFolder("hung-mount")
-        defer { try? FileManager.default.removeItem(atPath: mountFolder) }
-        let mount = try SSHFSMount(nas: nas, remoteFolder: remote, at: mountFolder + "/mnt")
-        defer { mount.unmount() }  // before the folder around it is removed (defers run last first)
-        let setup = try Setup(
-            "hung", marker: "RunComplete.txt", runs: "*", inotify: false, hang: "3s",
-            extra: """
-                [[instrument]]
-                id = "NET_1"
-                root = "\(mount.mountPoint)"
-                runs = "*"
-                marker = "RunComplete.txt"
-                """)
-        defer { try? FileManager.default.removeItem(atPath: setup.folder) }
+        let net = try NetInstrument("hung", hang: "3s")
+        defer { net.tearDown() }
+        let (remote, mount, setup) = (net.remote, net.mount, net.setup)
         let queue = try setup.queue()
         let watcher = setup.watcher(queue)
 
@@ -81,29 +102,15 @@ struct HungRootTests {
 
     @Test("a transfer whose run is on a hung root waits in the queue: no attempt counted, no failure")
     func transferWaitsForHungRoot() async throws {
-        let nas = try TestNAS.require()
-        let remote = try nas.makeRemoteFolder("hung-transfer")
-        try makeRun(remote + "/net-run-1")
-        let mountFolder = try makeLocalFolder("hung-transfer-mount")
-        defer { try? FileManager.default.removeItem(atPath: mountFolder) }
-        let mount = try SSHFSMount(nas: nas, remoteFolder: remote, at: mountFolder + "/mnt")
-        defer { mount.unmount() }  // before the folder around it is removed (defers run last first)
-        let setup = try Setup(
-            "hung-transfer", marker: "RunComplete.txt", runs: "*", inotify: false, hang: "2s",
-            extra: """
-                [[instrument]]
-                id = "NET_1"
-                root = "\(mount.mountPoint)"
-                runs = "*"
-                marker = "RunComplete.txt"
-                """)
-        defer { try? FileManager.default.removeItem(atPath: setup.folder) }
+        let net = try NetInstrument("hung-transfer", hang: "2s")
+        defer { net.tearDown() }
+        let setup = net.setup
         let queue = try JobQueue(stateDirectory: setup.configuration.agent.stateDirectory, access: .agent)
         let watcher = Watcher(configuration: setup.configuration, queue: queue, logger: setup.log.logger)
         let queued = try #require(await watcher.scan().enqueued.first)
         #expect(queued.instrument == "NET_1")
 
-        mount.hang()
+        net.mount.hang()
         let job = try #require(try await queue.claim(worker: "w1"))
         let worker = TransferWorker(name: "w1", configuration: setup.configuration, queue: queue, logger: setup.log.logger)
         await worker.process(job)

@@ -21,19 +21,8 @@ struct UnicodeNameTests {
         close(fd)
     }
 
-    func read(_ path: String) -> [UInt8]? {
-        let fd = open(path, O_RDONLY)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        var bytes: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 65_536)
-        while true {
-            let count = Glibc.read(fd, &buffer, buffer.count)
-            if count <= 0 { break }
-            bytes += buffer[0..<count]
-        }
-        return bytes
-    }
+    /// Read through the C string of the Swift String: its bytes exactly.
+    func read(_ path: String) -> [UInt8]? { read(Array(path.utf8CString)) }
 
     func exists(_ path: String) -> Bool {
         var info = stat()
