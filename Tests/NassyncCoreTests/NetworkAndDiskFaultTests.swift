@@ -110,7 +110,7 @@ struct NetworkAndDiskFaultTests {
             """.write(toFile: hasher, atomically: true, encoding: .utf8)
         chmod(hasher, 0o755)
         let p = try PipelineTests.Pipeline(
-            "hung-hash", method: "remote-command", remoteCommand: hasher, nasExtra: "timeout = \"5s\"")
+            "hung-hash", method: "remote-command", remoteCommand: hasher, nasExtra: "timeout = \"15s\"")
         let id = try await p.queueRun("run", files: ["a.bin": pseudoRandomBytes(count: 10_000, seed: 3)])
         try await p.transfer()
         try Data().write(to: URL(fileURLWithPath: flag))
