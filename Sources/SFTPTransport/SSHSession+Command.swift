@@ -55,6 +55,10 @@ extension SSHSession {
             if libssh2_channel_eof(channel) != 0 { break }
             if readOut || readErr { continue }
             if let deadline, clock.now >= deadline {
+                // SSH cannot stop a command that will not end: closing its channel waits for the
+                // server's close, which comes only once the command exits. Give the session up
+                // so nothing waits on it again; the caller connects afresh.
+                socket.interrupt()
                 throw TransportError(.timeout, "the command did not finish within \(timeout!)")
             }
             try waitForSocket(session)
