@@ -6,7 +6,7 @@ import Testing
 import TestSupport
 
 /// The agent as users run it: a child process, killed without warning and started again.
-@Suite(.enabled(if: TestNAS.isAvailable, "needs the test NAS (scripts/test-nas start)"))
+@Suite(.enabled(if: TestNAS.isAvailable, "needs the test NAS (scripts/test-nas start)"), .timeLimit(.minutes(10)))
 struct AgentCrashTests {
     @Test("SIGKILL mid-transfer, restart: the run completes, resumed, no temporary file left, every hash equal")
     func killMidTransfer() async throws {
@@ -25,25 +25,8 @@ struct AgentCrashTests {
         try Data().write(to: URL(fileURLWithPath: run + "/RunComplete.txt"))
 
         let config = folder + "/nassync.toml"
-        try """
-            [agent]
-            state_dir = "state"
-            log_file = "nassync.log"
-            workers = 1
-            \(nas.configSection(root: remoteRoot, knownHosts: try nas.knownHosts(forPort: relay.port, in: folder), port: relay.port))
-            [verify]
-            passes = 2
-            interval = "1s"
-            [cleanup]
-            min_age = "0s"
-            [watcher]
-            rescan_interval = "1s"
-            [[instrument]]
-            id = "SEQ_1"
-            root = "instrument"
-            runs = "*"
-            marker = "RunComplete.txt"
-            """.write(toFile: config, atomically: true, encoding: .utf8)
+        let knownHosts = try nas.knownHosts(forPort: relay.port, in: folder)
+        try TestConfig(nas: nas.configSection(root: remoteRoot, knownHosts: knownHosts, port: relay.port)).write(to: config)
 
         let remoteRun = remoteRoot + "/SEQ_1/run-1"
         let partial = remoteRun + "/.big.bin.nassync-part"
@@ -79,6 +62,8 @@ struct AgentCrashTests {
         let leftovers = FileManager.default.enumerator(atPath: remoteRun)?.compactMap { $0 as? String }
             .filter { RemoteLayout.isTemporaryName(($0 as NSString).lastPathComponent) } ?? []
         #expect(leftovers.isEmpty, "temporary files left on the NAS: \(leftovers)")
+        #expect(RemoteLayout.isTemporaryName((partial as NSString).lastPathComponent),
+                "positive control: the filter knows the partial copy")
         let manifest = try String(contentsOfFile: remoteRun + "/.nassync/manifest.sha256", encoding: .utf8)
         #expect(manifest.contains("\(expectedDigest)  big.bin"))
         #expect(!FileManager.default.fileExists(atPath: run), "the local run was freed")

@@ -3,7 +3,7 @@ import NassyncCore
 import Testing
 import TestSupport
 
-@Suite(.enabled(if: TestNAS.isAvailable, "needs the test NAS (scripts/test-nas start)"))
+@Suite(.enabled(if: TestNAS.isAvailable, "needs the test NAS (scripts/test-nas start)"), .timeLimit(.minutes(5)))
 struct DoctorTests {
     /// A config for the test NAS in a scratch folder, with an empty instrument root beside it.
     func setUp(_ label: String, identity: String? = nil, knownHosts: String? = nil, remoteRoot: String? = nil,
@@ -13,22 +13,10 @@ struct DoctorTests {
         try FileManager.default.createDirectory(atPath: folder + "/instrument", withIntermediateDirectories: true)
         let remote = try remoteRoot ?? nas.makeRemoteFolder("doctor")
         let config = folder + "/nassync.toml"
-        try """
-            [agent]
-            state_dir = "state"
-            log_file = "-"
-
-            \(nas.configSection(root: remote, identityFile: identity, knownHosts: knownHosts))
-
-            [verify]
-            method = "\(method)"
-
-            [[instrument]]
-            id = "SEQ_1"
-            root = "instrument"
-            runs = "*"
-            marker = "RunComplete.txt"
-            """.write(toFile: config, atomically: true, encoding: .utf8)
+        var toml = TestConfig.minimal(nas: nas.configSection(root: remote, identityFile: identity, knownHosts: knownHosts))
+        toml.logFile = "-"
+        toml.verify = ["method = \"\(method)\""]
+        try toml.write(to: config)
         return (folder, config)
     }
 

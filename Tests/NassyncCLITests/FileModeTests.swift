@@ -3,7 +3,8 @@ import Testing
 import TestSupport
 
 /// What the agent keeps is for it and its group: it sets the modes itself, whatever the umask.
-@Suite struct FileModeTests {
+@Suite(.timeLimit(.minutes(5)))
+struct FileModeTests {
     func mode(_ path: String) -> mode_t {
         var info = stat()
         return lstat(path, &info) == 0 ? info.st_mode & 0o7777 : 0
@@ -12,23 +13,10 @@ import TestSupport
     func startAgent(in folder: String) async throws {
         let config = folder + "/nassync.toml"
         try FileManager.default.createDirectory(atPath: folder + "/instrument", withIntermediateDirectories: true)
-        try """
-            [agent]
-            state_dir = "state"
-            log_file = "nassync.log"
-            [nas]
-            host = "127.0.0.1"
-            port = 9
-            user = "u"
-            identity_file = "k"
-            known_hosts = "kh"
-            root = "/r"
-            [[instrument]]
-            id = "I"
-            root = "instrument"
-            runs = "*"
-            marker = "M"
-            """.write(toFile: config, atomically: true, encoding: .utf8)
+        var toml = TestConfig.minimal(
+            nas: TestConfig.offlineNAS(host: "127.0.0.1", port: 9), instrument: .init(id: "I", marker: "M"))
+        toml.logFile = "nassync.log"
+        try toml.write(to: config)
         let watch = AgentWatch(config: config, logFile: folder + "/nassync.log")
         let agent = try AgentProcess.start(config)
         defer { AgentProcess.kill(agent) }

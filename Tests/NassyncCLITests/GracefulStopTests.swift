@@ -6,7 +6,7 @@ import Testing
 import TestSupport
 
 /// SIGTERM as systemd sends it, with work in flight: the work goes back to the queue, cleanly.
-@Suite(.enabled(if: TestNAS.isAvailable, "needs the test NAS (scripts/test-nas start)"))
+@Suite(.enabled(if: TestNAS.isAvailable, "needs the test NAS (scripts/test-nas start)"), .timeLimit(.minutes(10)))
 struct GracefulStopTests {
     struct Setup {
         let folder: String
@@ -17,7 +17,7 @@ struct GracefulStopTests {
         /// A slow link in front of the NAS, when the test needs a wide window mid-transfer.
         let relay: TCPRelay?
 
-        init(_ label: String, verify: String = "", linkBytesPerSecond: Int? = nil) throws {
+        init(_ label: String, verify: [String] = [], linkBytesPerSecond: Int? = nil) throws {
             let nas = try TestNAS.require()
             let folder = try makeLocalFolder(label)
             self.folder = folder
@@ -29,34 +29,19 @@ struct GracefulStopTests {
             remoteRun = remoteRoot + "/SEQ_1/run-1"
             try FileManager.default.createDirectory(atPath: run, withIntermediateDirectories: true)
             config = folder + "/nassync.toml"
-            try """
-                [agent]
-                state_dir = "state"
-                log_file = "nassync.log"
-                workers = 1
-                \(nas.configSection(root: remoteRoot, knownHosts: knownHosts, port: relay?.port))
-                [verify]
-                passes = 2
-                interval = "1s"
-                \(verify)
-                [cleanup]
-                min_age = "0s"
-                [watcher]
-                rescan_interval = "1s"
-                [[instrument]]
-                id = "SEQ_1"
-                root = "instrument"
-                runs = "*"
-                marker = "RunComplete.txt"
-                """.write(toFile: config, atomically: true, encoding: .utf8)
+            var toml = TestConfig(nas: nas.configSection(root: remoteRoot, knownHosts: knownHosts, port: relay?.port))
+            toml.verify += verify
+            try toml.write(to: config)
             watch = AgentWatch(config: config, logFile: folder + "/nassync.log")
         }
 
         func job() throws -> [String: Any] { try watch.jobs().first ?? [:] }
 
         /// Lines at error level or worse: a requested stop must write none.
-        func errorLines() -> [Substring] {
-            watch.log().split(separator: "\n").filter { $0.contains("level=error") || $0.contains("level=critical") }
+        func errorLines() -> [Substring] { Self.errorLines(in: watch.log()) }
+
+        static func errorLines(in log: String) -> [Substring] {
+            log.split(separator: "\n").filter { $0.contains("level=error") || $0.contains("level=critical") }
         }
     }
 
@@ -88,6 +73,12 @@ struct GracefulStopTests {
         #expect(log.contains("level=info event=transfer.stopped job=1"), "\(log)")
         #expect(log.contains("event=agent.stopped"), "\(log)")
         #expect(s.errorLines().isEmpty, "no error on a requested stop: \(s.errorLines())")
+        // Positive control: the filter catches error and critical lines as the agent writes them.
+        let samples = [
+            EventLine.format(.logfmt, date: Date(), level: .error, event: "job.failed", metadata: [:]),
+            EventLine.format(.logfmt, date: Date(), level: .critical, event: "agent.stalled", metadata: [:]),
+        ]
+        #expect(Setup.errorLines(in: samples.joined(separator: "\n")).count == 2, "\(samples)")
         let trail = try NassyncBinary.run(["status", "--config", s.config, "--job", "1"]).stdout
         #expect(trail.contains("agent stopping"), "the audit trail has the hand-back: \(trail)")
 
@@ -118,7 +109,7 @@ struct GracefulStopTests {
             """.write(toFile: slow, atomically: true, encoding: .utf8)
         chmod(slow, 0o755)
         try Data().write(to: URL(fileURLWithPath: flag))
-        let s = try Setup("stop-verify", verify: "method = \"remote-command\"\nremote_command = \"\(slow)\"")
+        let s = try Setup("stop-verify", verify: ["method = \"remote-command\"", "remote_command = \"\(slow)\""])
         defer { try? FileManager.default.removeItem(atPath: s.folder) }
         try Data(pseudoRandomBytes(count: 200_000, seed: 3)).write(to: URL(fileURLWithPath: s.run + "/data.bin"))
         try Data().write(to: URL(fileURLWithPath: s.run + "/RunComplete.txt"))
@@ -142,6 +133,7 @@ struct GracefulStopTests {
         let second = try AgentProcess.start(s.config)
         defer { AgentProcess.kill(second) }
         try await s.watch.waitFor("the run to be cleaned") { try s.job()["state"] as? String == "cleaned" }
+        #expect(s.watch.log().contains("event=verify.passed"), "positive control: a pass that ran is in the log")
         #expect(s.errorLines().isEmpty, "\(s.errorLines())")
     }
 }

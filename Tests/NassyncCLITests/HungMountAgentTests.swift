@@ -17,7 +17,7 @@ struct HungMountAgentTests {
         /// The folder the mount shows, on this machine's own file system.
         let mounted: String
 
-        init(_ label: String, link: TCPRelay? = nil, agentExtra: String = "") throws {
+        init(_ label: String, link: TCPRelay? = nil, agent: [String] = []) throws {
             let nas = try TestNAS.require()
             let folder = try makeLocalFolder(label)
             self.folder = folder
@@ -28,32 +28,11 @@ struct HungMountAgentTests {
             localRun = folder + "/instrument/run-1"
             try FileManager.default.createDirectory(atPath: folder + "/instrument", withIntermediateDirectories: true)
             config = folder + "/nassync.toml"
-            try """
-                [agent]
-                state_dir = "state"
-                log_file = "nassync.log"
-                workers = 1
-                \(agentExtra)
-                \(nas.configSection(root: remoteRoot, knownHosts: knownHosts, port: link?.port))
-                [verify]
-                passes = 2
-                interval = "1s"
-                [cleanup]
-                min_age = "0s"
-                [watcher]
-                rescan_interval = "1s"
-                hang_timeout = "2s"
-                [[instrument]]
-                id = "SEQ_1"
-                root = "instrument"
-                runs = "*"
-                marker = "RunComplete.txt"
-                [[instrument]]
-                id = "NET_1"
-                root = "net"
-                runs = "*"
-                marker = "RunComplete.txt"
-                """.write(toFile: config, atomically: true, encoding: .utf8)
+            var toml = TestConfig(
+                nas: nas.configSection(root: remoteRoot, knownHosts: knownHosts, port: link?.port), agent: agent,
+                instruments: [TestConfig.Instrument(), TestConfig.Instrument(id: "NET_1", root: "net")])
+            toml.watcher.append("hang_timeout = \"2s\"")
+            try toml.write(to: config)
             watch = AgentWatch(config: config, logFile: folder + "/nassync.log")
         }
 
@@ -102,7 +81,7 @@ struct HungMountAgentTests {
         // 128 MiB over an 8 MiB/s link: the mount is made to hang mid-file.
         let link = try TCPRelay(targetPort: nas.port, bytesPerSecond: 8 << 20)
         defer { link.close() }
-        let s = try Setup("hung-upload", link: link, agentExtra: "stop_timeout = \"2s\"")
+        let s = try Setup("hung-upload", link: link, agent: ["stop_timeout = \"2s\""])
         defer { s.tearDown() }
         let run = s.mounted + "/run-1"
         try FileManager.default.createDirectory(atPath: run, withIntermediateDirectories: true)

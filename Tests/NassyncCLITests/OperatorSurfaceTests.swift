@@ -4,7 +4,7 @@ import Testing
 import TestSupport
 
 /// The agent as an admin runs it under systemd, and as an operator steers it with signal files.
-@Suite(.enabled(if: TestNAS.isAvailable, "needs the test NAS (scripts/test-nas start)"))
+@Suite(.enabled(if: TestNAS.isAvailable, "needs the test NAS (scripts/test-nas start)"), .timeLimit(.minutes(5)))
 struct OperatorSurfaceTests {
     @Test("sd_notify, pause, a log renamed away, a wrong key fixed and retried by signal file, SIGHUP, SIGTERM")
     func operatorSession() async throws {
@@ -17,27 +17,8 @@ struct OperatorSurfaceTests {
         try FileManager.default.createDirectory(atPath: folder + "/state/control", withIntermediateDirectories: true)
         try Data().write(to: URL(fileURLWithPath: folder + "/state/control/pause"))
         let config = folder + "/nassync.toml"
-        try """
-            [agent]
-            state_dir = "state"
-            log_file = "nassync.log"
-            workers = 1
-            \(nas.configSection(root: remoteRoot, identityFile: "id_key"))
-            [verify]
-            passes = 2
-            interval = "1s"
-            [cleanup]
-            min_age = "0s"
-            [watcher]
-            rescan_interval = "1s"
-            [retry]
-            backoff = ["1s"]
-            [[instrument]]
-            id = "SEQ_1"
-            root = "instrument"
-            runs = "*"
-            marker = "RunComplete.txt"
-            """.write(toFile: config, atomically: true, encoding: .utf8)
+        try TestConfig(nas: nas.configSection(root: remoteRoot, identityFile: "id_key"), retry: ["backoff = [\"1s\"]"])
+            .write(to: config)
         let run = folder + "/instrument/run-1"
         try FileManager.default.createDirectory(atPath: run, withIntermediateDirectories: true)
         try Data(pseudoRandomBytes(count: 100_000, seed: 5)).write(to: URL(fileURLWithPath: run + "/data.bin"))
@@ -78,6 +59,8 @@ struct OperatorSurfaceTests {
         #expect(log().contains("event=agent.resumed"), "the resumed line went to a new file")
         #expect(log().contains("event=job.failed"))
         #expect(!log().contains("BEGIN OPENSSH PRIVATE KEY"), "no key material in the log")
+        #expect(try String(contentsOfFile: key, encoding: .utf8).contains("BEGIN OPENSSH PRIVATE KEY"),
+                "positive control: the key in use has the text looked for")
 
         // The admin fixes the key; an operator asks for a retry.
         try FileManager.default.removeItem(atPath: key)
@@ -85,6 +68,7 @@ struct OperatorSurfaceTests {
         let retry = try NassyncBinary.run(["retry", "--config", config, "1"])
         #expect(retry.status == 0, "\(retry.stderr)")
         try await waitFor("the job to reach cleaned") { try state() == "cleaned" }
+        #expect(log().contains("event=transfer.started"), "positive control: unpaused, the start is logged")
         #expect(log().contains("event=job.retried"))
         #expect(try FileManager.default.contentsOfDirectory(atPath: folder + "/state/control").isEmpty)
         #expect(try Data(contentsOf: URL(fileURLWithPath: remoteRoot + "/SEQ_1/run-1/data.bin"))
@@ -123,21 +107,7 @@ struct OperatorSurfaceTests {
         defer { try? FileManager.default.removeItem(atPath: folder) }
         try FileManager.default.createDirectory(atPath: folder + "/instrument/run", withIntermediateDirectories: true)
         let config = folder + "/nassync.toml"
-        try """
-            [agent]
-            state_dir = "state"
-            [nas]
-            host = "h"
-            user = "u"
-            identity_file = "k"
-            known_hosts = "kh"
-            root = "/r"
-            [[instrument]]
-            id = "I"
-            root = "instrument"
-            runs = "*"
-            marker = "M"
-            """.write(toFile: config, atomically: true, encoding: .utf8)
+        try TestConfig.minimal(nas: TestConfig.offlineNAS(), instrument: .init(id: "I", marker: "M")).write(to: config)
         #expect(try NassyncBinary.run(["enqueue", "--config", config, folder + "/instrument/run"]).status == 0)
         let notFailed = try NassyncBinary.run(["retry", "--config", config, "1"])
         #expect(notFailed.status == 1)

@@ -11,24 +11,11 @@ struct QueueCommandTests {
         let root = folder + "/instrument"
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
         let config = folder + "/nassync.toml"
-        try """
-            [agent]
-            state_dir = "state"
-            log_file = "\(logFile)"
-
-            [nas]
-            host = "127.0.0.1"
-            user = "u"
-            identity_file = "key"
-            known_hosts = "known_hosts"
-            root = "/volume1/nas root"
-
-            [[instrument]]
-            id = "SEQ_1"
-            root = "instrument"
-            runs = "*"
-            marker = "RunComplete.txt"
-            """.write(toFile: config, atomically: true, encoding: .utf8)
+        var toml = TestConfig.minimal(
+            nas: TestConfig.offlineNAS(
+                host: "127.0.0.1", identityFile: "key", knownHosts: "known_hosts", root: "/volume1/nas root"))
+        toml.logFile = logFile
+        try toml.write(to: config)
         return (folder, config, root)
     }
 

@@ -4,7 +4,7 @@ import TestSupport
 
 /// Folder permissions for real. Root reads every folder, so when the suite runs as root the
 /// agent runs as `nobody` (through setpriv), from a copy of the binary that `nobody` can reach.
-@Suite(.enabled(if: UnprivilegedRun.isPossible, "needs setpriv when the suite runs as root"))
+@Suite(.enabled(if: UnprivilegedRun.isPossible, "needs setpriv when the suite runs as root"), .timeLimit(.minutes(5)))
 struct UnprivilegedAgentTests {
     @Test("an unreadable run is logged and left alone, the other runs go on, and it is queued once readable")
     func unreadableRun() async throws {
@@ -63,25 +63,13 @@ extension UnprivilegedAgentTests {
         }
         try Data().write(to: URL(fileURLWithPath: folder + "/state/control/pause"))
         let config = folder + "/nassync.toml"
-        try """
-            [agent]
-            state_dir = "state"
-            log_file = "state/nassync.log"
-            [nas]
-            host = "127.0.0.1"
-            port = 9
-            user = "nobody"
-            identity_file = "id_unused"
-            known_hosts = "known_hosts_unused"
-            root = "/srv/nas"
-            [watcher]
-            rescan_interval = "1s"
-            [[instrument]]
-            id = "SEQ_1"
-            root = "instrument"
-            runs = "*"
-            marker = "RunComplete.txt"
-            """.write(toFile: config, atomically: true, encoding: .utf8)
+        var toml = TestConfig.minimal(
+            nas: TestConfig.offlineNAS(
+                host: "127.0.0.1", port: 9, user: "nobody", identityFile: "id_unused", knownHosts: "known_hosts_unused",
+                root: "/srv/nas"))
+        toml.logFile = "state/nassync.log"
+        toml.watcher = ["rescan_interval = \"1s\""]
+        try toml.write(to: config)
         return (folder, config)
     }
 
@@ -146,26 +134,11 @@ extension UnprivilegedAgentTests {
         chmod(key, 0o600)
         if getuid() == 0 { chown(key, UnprivilegedRun.nobody, UnprivilegedRun.nobody) }
         let config = folder + "/nassync.toml"
-        try """
-            [agent]
-            state_dir = "state"
-            log_file = "state/nassync.log"
-            \(nas.configSection(root: remoteRoot, identityFile: "id_key", knownHosts: "known_hosts"))
-            [verify]
-            passes = 1
-            interval = "1s"
-            [cleanup]
-            min_age = "0s"
-            [watcher]
-            rescan_interval = "1s"
-            [retry]
-            backoff = ["1s"]
-            [[instrument]]
-            id = "SEQ_1"
-            root = "instrument"
-            runs = "*"
-            marker = "RunComplete.txt"
-            """.write(toFile: config, atomically: true, encoding: .utf8)
+        try TestConfig(
+            nas: nas.configSection(root: remoteRoot, identityFile: "id_key", knownHosts: "known_hosts"),
+            logFile: "state/nassync.log", workers: nil, verify: ["passes = 1", "interval = \"1s\""],
+            retry: ["backoff = [\"1s\"]"]
+        ).write(to: config)
         let run = folder + "/instrument/run-1"
         try FileManager.default.createDirectory(atPath: run, withIntermediateDirectories: true)
         let bytes = pseudoRandomBytes(count: 50_000, seed: 12)

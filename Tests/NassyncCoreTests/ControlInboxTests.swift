@@ -17,21 +17,8 @@ struct ControlInboxTests {
             folder = try makeLocalFolder("control-" + label)
             try FileManager.default.createDirectory(atPath: folder + "/instrument", withIntermediateDirectories: true)
             configuration = try Configuration.parse(
-                """
-                [agent]
-                state_dir = "state"
-                [nas]
-                host = "h"
-                user = "u"
-                identity_file = "k"
-                known_hosts = "kh"
-                root = "/r"
-                [[instrument]]
-                id = "I"
-                root = "instrument"
-                runs = "*"
-                marker = "M"
-                """, file: folder + "/nassync.toml")
+                TestConfig.minimal(nas: TestConfig.offlineNAS(), instrument: .init(id: "I", marker: "M")).text,
+                file: folder + "/nassync.toml")
             queue = try JobQueue(stateDirectory: configuration.agent.stateDirectory, access: .agent)
             try FileManager.default.createDirectory(atPath: Agent.controlDirectory(configuration), withIntermediateDirectories: true)
             inbox = ControlInbox(configuration: configuration, queue: queue, logger: log.logger)
@@ -193,8 +180,10 @@ struct ControlInboxTests {
         #expect(reasons["retry-plain"] == "a line of 20 bytes: no such job or run", "\(reasons)")
         let logged = setup.log.all.map { "\($0.event) \($0.metadata)" }.joined(separator: "\n")
         #expect(!logged.contains("TOPSECRET"), "\(logged)")
+        #expect(logged.contains("a line of 20 bytes"), "positive control: what is searched holds the reasons")
         let trail = try await setup.queue.events(job: failed) + setup.queue.events(job: bystander)
         #expect(!trail.contains { ($0.detail ?? "").contains("TOPSECRET") || $0.reason.contains("TOPSECRET") })
+        #expect(trail.contains { $0.detail == "signal file retry-ok" }, "positive control: the trail holds the details")
         #expect(try setup.files() == [
             "retry-big.rejected", "retry-fifo.rejected", "retry-hard.rejected", "retry-link.rejected",
             "retry-plain.rejected",

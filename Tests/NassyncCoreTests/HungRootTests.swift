@@ -29,13 +29,7 @@ struct HungRootTests {
             mount = try SSHFSMount(nas: nas, remoteFolder: remote, at: mountFolder + "/mnt")
             setup = try Setup(
                 label, marker: "RunComplete.txt", runs: "*", inotify: false, hang: hang,
-                extra: """
-                    [[instrument]]
-                    id = "NET_1"
-                    root = "\(mount.mountPoint)"
-                    runs = "*"
-                    marker = "RunComplete.txt"
-                    """)
+                more: [TestConfig.Instrument(id: "NET_1", root: mount.mountPoint)])
         }
 
         /// The mount first: removing a folder that holds a hung mount would hang.

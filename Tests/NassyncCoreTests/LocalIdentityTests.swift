@@ -7,7 +7,7 @@ import TestSupport
 
 /// "Unchanged" must be impossible to fake: size, mtime, ctime, inode and device, judged on the
 /// descriptor that was read and on the very name that is deleted.
-@Suite(.enabled(if: TestNAS.isAvailable, "needs the test NAS (scripts/test-nas start)"))
+@Suite(.enabled(if: TestNAS.isAvailable, "needs the test NAS (scripts/test-nas start)"), .timeLimit(.minutes(5)))
 struct LocalIdentityTests {
     typealias Pipeline = PipelineTests.Pipeline
 

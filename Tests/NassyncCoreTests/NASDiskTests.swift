@@ -9,7 +9,8 @@ import TestSupport
 /// loop device, damaged on the device itself after the first pass.
 @Suite(
     .enabled(if: TestNAS.isAvailable, "needs the test NAS (scripts/test-nas start)"),
-    .enabled(if: LoopDisk.isPossible, "needs root and losetup, to make a NAS disk it can damage"))
+    .enabled(if: LoopDisk.isPossible, "needs root and losetup, to make a NAS disk it can damage"),
+    .timeLimit(.minutes(5)))
 struct NASDiskTests {
     @Test("a block corrupted on the NAS disk under its page cache is found by the next pass, which reads the disk")
     func corruptionUnderThePageCache() async throws {

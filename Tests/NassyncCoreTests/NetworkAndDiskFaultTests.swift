@@ -8,7 +8,7 @@ import TestSupport
 
 /// A dropped connection and a full NAS in the middle of a transfer: the job waits out its
 /// backoff, resumes, and nothing is lost or half-proven.
-@Suite(.enabled(if: TestNAS.isAvailable, "needs the test NAS (scripts/test-nas start)"))
+@Suite(.enabled(if: TestNAS.isAvailable, "needs the test NAS (scripts/test-nas start)"), .timeLimit(.minutes(5)))
 struct NetworkAndDiskFaultTests {
     @Test("a connection dropped mid-transfer is a transient failure; the next attempt resumes and completes")
     func droppedConnection() async throws {

@@ -7,7 +7,7 @@ import TestSupport
 @testable import NassyncCore
 
 /// Transfer, verify and clean against the real loopback sshd, with time moved by hand.
-@Suite(.enabled(if: TestNAS.isAvailable, "needs the test NAS (scripts/test-nas start)"))
+@Suite(.enabled(if: TestNAS.isAvailable, "needs the test NAS (scripts/test-nas start)"), .timeLimit(.minutes(5)))
 struct PipelineTests {
     final class Pipeline: Sendable {
         let nas: TestNAS
@@ -32,28 +32,16 @@ struct PipelineTests {
             root = folder + "/instrument"
             try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
             self.remoteRoot = try remoteRoot ?? nas.makeRemoteFolder("pipeline-" + label)
-            let text = """
-                [agent]
-                state_dir = "state"
-                log_file = "-"
-                \(nas.configSection(root: self.remoteRoot, identityFile: key, knownHosts: knownHosts, port: port))
-                \(nasExtra)
-                [verify]
-                passes = \(passes)
-                interval = "1h"
-                method = "\(method)"
-                remote_command = "\(remoteCommand)"
-                [cleanup]
-                enabled = \(cleanup)
-                min_age = "1d"
-                [retry]
-                backoff = ["30s", "2m"]
-                [[instrument]]
-                id = "SEQ_1"
-                root = "instrument"
-                runs = "*"
-                marker = "RunComplete.txt"
-                """
+            let text = TestConfig(
+                nas: nas.configSection(root: self.remoteRoot, identityFile: key, knownHosts: knownHosts, port: port)
+                    + "\n" + nasExtra,
+                logFile: "-", workers: nil,
+                verify: [
+                    "passes = \(passes)", "interval = \"1h\"", "method = \"\(method)\"",
+                    "remote_command = \"\(remoteCommand)\"",
+                ],
+                cleanup: ["enabled = \(cleanup)", "min_age = \"1d\""], watcher: [], retry: ["backoff = [\"30s\", \"2m\"]"]
+            ).text
             configuration = try Configuration.parse(text, file: folder + "/nassync.toml")
             queue = try JobQueue(
                 stateDirectory: configuration.agent.stateDirectory, access: .agent, backoff: configuration.retry.backoff,
@@ -691,6 +679,10 @@ struct PipelineTests {
         #expect(text.contains("nassync_verify_mismatches_total 1\n"))
         #expect(text.contains("nassync_failures_total 1\n"))
         #expect(text.contains("nassync_oldest_unverified_run_age_seconds 10800\n"))
+        // Positive control: the value line is there, in the format "never" would have (0.000).
+        let lastTransfer = text.split(separator: "\n")
+            .first { $0.hasPrefix("nassync_last_successful_transfer_timestamp_seconds ") }
+        #expect(lastTransfer?.wholeMatch(of: /\S+ \d+\.\d{3}/) != nil, "\(String(describing: lastTransfer))")
         #expect(!text.contains("nassync_last_successful_transfer_timestamp_seconds 0.000"))
         let path = p.folder + "/state/metrics/nassync.prom"
         try MetricsTextfile.write(text, to: path)

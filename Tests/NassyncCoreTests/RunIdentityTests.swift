@@ -6,7 +6,7 @@ import TestSupport
 @testable import NassyncCore
 
 /// One run, one NAS folder: a run name that comes back never overwrites the run that had it.
-@Suite(.enabled(if: TestNAS.isAvailable, "needs the test NAS (scripts/test-nas start)"))
+@Suite(.enabled(if: TestNAS.isAvailable, "needs the test NAS (scripts/test-nas start)"), .timeLimit(.minutes(5)))
 struct RunIdentityTests {
     typealias Pipeline = PipelineTests.Pipeline
 

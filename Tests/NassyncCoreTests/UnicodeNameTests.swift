@@ -7,7 +7,7 @@ import TestSupport
 
 /// Names that differ only in Unicode normal form are two files (a Mac client writes NFD, most
 /// software NFC), all the way: watcher, transfer, both verify methods, reaper, retry by signal file.
-@Suite(.enabled(if: TestNAS.isAvailable, "needs the test NAS (scripts/test-nas start)"))
+@Suite(.enabled(if: TestNAS.isAvailable, "needs the test NAS (scripts/test-nas start)"), .timeLimit(.minutes(5)))
 struct UnicodeNameTests {
     static let nfc = "caf\u{E9}"  // é as one scalar
     static let nfd = "cafe\u{301}"  // e + combining acute

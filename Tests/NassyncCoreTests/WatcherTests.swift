@@ -14,35 +14,19 @@ struct WatcherTests {
         let log = CapturedLog()
 
         init(_ label: String, marker: String? = nil, quiet: String? = nil, ignore: [String] = [], runs: String = "*/Runs/*",
-             inotify: Bool = true, rescan: String = "60s", hang: String = "30s", extra: String = "") throws {
+             inotify: Bool = true, rescan: String = "60s", hang: String = "30s",
+             more: [TestConfig.Instrument] = []) throws {
             folder = try makeLocalFolder("watcher-" + label)
             root = folder + "/instrument"
             try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
-            var text = """
-                [agent]
-                state_dir = "state"
-                log_file = "-"
-                [nas]
-                host = "127.0.0.1"
-                user = "u"
-                identity_file = "k"
-                known_hosts = "kh"
-                root = "/nas"
-                [watcher]
-                rescan_interval = "\(rescan)"
-                inotify = \(inotify)
-                hang_timeout = "\(hang)"
-                [[instrument]]
-                id = "SEQ_1"
-                root = "instrument"
-                runs = "\(runs)"
-                ignore = [\(ignore.map { "\"\($0)\"" }.joined(separator: ", "))]
-
-                """
-            if let marker { text += "marker = \"\(marker)\"\n" }
-            if let quiet { text += "quiet = \"\(quiet)\"\n" }
-            text += extra
-            configuration = try Configuration.parse(text, file: folder + "/nassync.toml")
+            var instrument = TestConfig.Instrument(
+                runs: runs, marker: marker, lines: ["ignore = [\(ignore.map { "\"\($0)\"" }.joined(separator: ", "))]"])
+            if let quiet { instrument.lines.append("quiet = \"\(quiet)\"") }
+            var config = TestConfig.minimal(nas: TestConfig.offlineNAS(host: "127.0.0.1", root: "/nas"), instrument: instrument)
+            config.logFile = "-"
+            config.watcher = ["rescan_interval = \"\(rescan)\"", "inotify = \(inotify)", "hang_timeout = \"\(hang)\""]
+            config.instruments += more
+            configuration = try Configuration.parse(config.text, file: folder + "/nassync.toml")
         }
 
         func queue() throws -> JobQueue {
@@ -228,14 +212,7 @@ struct WatcherTests {
     @Test("a root that is a symlink, or missing, is logged once and retried; other instruments go on")
     func badRoots() async throws {
         let setup = try Setup(
-            "roots", marker: "M", runs: "*",
-            extra: """
-                [[instrument]]
-                id = "MISSING"
-                root = "missing-root"
-                runs = "*"
-                marker = "M"
-                """)
+            "roots", marker: "M", runs: "*", more: [TestConfig.Instrument(id: "MISSING", root: "missing-root", marker: "M")])
         let queue = try setup.queue()
         let watcher = setup.watcher(queue)
         try setup.makeRun("r1", files: ["M": ""])
@@ -307,6 +284,13 @@ struct WatcherTests {
         try FileManager.default.removeItem(atPath: run + "/a")  // as the reaper deletes
         #expect(await watcher.scan().changed.isEmpty)
         #expect(try await queue.job(id: id)?.state == .cleanupEligible)
+        // Positive control: the same removal from a run that only awaits verify is a change.
+        let other = try setup.makeRun("d/Runs/other", files: ["RunComplete.txt": "", "a": "1", "b": "2"])
+        let otherID = try #require(await watcher.scan().enqueued.first?.id)
+        _ = try await queue.claim(worker: "w")
+        try await queue.transition(job: otherID, to: .awaitingVerify, reason: "test")
+        try FileManager.default.removeItem(atPath: other + "/a")
+        #expect(await watcher.scan().changed.map(\.id) == [otherID])
     }
 
     @Test("what the transfer recorded as the job's signature is never overwritten by a scan")
@@ -325,6 +309,9 @@ struct WatcherTests {
         try await queue.transition(job: id, to: .awaitingVerify, reason: "sent")
         #expect(await watcher.scan().changed.isEmpty, "the run is exactly what was transferred")
         #expect(try await queue.runObservations(instrument: "SEQ_1")[PathKey(run)]?.jobSignature == signature.description)
+        // Positive control: a change after the transfer is seen by the same scan.
+        try setup.append(run + "/a", "after the transfer")
+        #expect(await watcher.scan().changed.map(\.id) == [id])
     }
 
     @Test("the scan loop finds runs with inotify and without it alike", arguments: [true, false])

@@ -3,7 +3,7 @@ import SFTPTransport
 import TestSupport
 import Testing
 
-@Suite(.enabled(if: TestNAS.isAvailable, "needs the test NAS (scripts/test-nas start)"))
+@Suite(.enabled(if: TestNAS.isAvailable, "needs the test NAS (scripts/test-nas start)"), .timeLimit(.minutes(5)))
 struct AuthenticationTests {
     @Test("ed25519 and RSA keys log in")
     func keysLogIn() async throws {
@@ -60,6 +60,17 @@ struct AuthenticationTests {
         // sshd logs "Invalid user <name>" as soon as a login is attempted for an unknown user.
         let log = try String(contentsOfFile: nas.sshdLog, encoding: .utf8)
         #expect(!log.contains(probeUser), "the user name reached the server after a host key mismatch")
+
+        // Positive control: with the right known_hosts, such an attempt does show in that log.
+        login.knownHostsFile = nas.knownHosts
+        login.user = "hostkeycontrol\(UInt32.random(in: 0...UInt32.max))"
+        await #expect(throws: TransportError.self) { try await SFTPConnection.connect(login) }
+        var logged = false
+        for _ in 0..<50 where !logged {
+            try await Task.sleep(for: .milliseconds(100))
+            logged = try String(contentsOfFile: nas.sshdLog, encoding: .utf8).contains(login.user)
+        }
+        #expect(logged, "sshd logs a login attempted for an unknown user")
     }
 
     @Test("a host missing from known_hosts is unknown, not a mismatch")

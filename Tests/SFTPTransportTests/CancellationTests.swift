@@ -4,7 +4,7 @@ import SFTPTransport
 import TestSupport
 import Testing
 
-@Suite(.enabled(if: TestNAS.isAvailable, "needs the test NAS (scripts/test-nas start)"))
+@Suite(.enabled(if: TestNAS.isAvailable, "needs the test NAS (scripts/test-nas start)"), .timeLimit(.minutes(5)))
 struct CancellationTests {
     @Test("cancelling an upload stops it mid-file; a new connection resumes to the right bytes")
     func cancelThenResume() async throws {

@@ -4,7 +4,7 @@ import SFTPTransport
 import TestSupport
 import Testing
 
-@Suite(.enabled(if: TestNAS.isAvailable, "needs the test NAS (scripts/test-nas start)"))
+@Suite(.enabled(if: TestNAS.isAvailable, "needs the test NAS (scripts/test-nas start)"), .timeLimit(.minutes(5)))
 struct HostileNameTests {
     /// Names that break naive shell or path handling. Each would create a marker file in the
     /// remote login's working folder if a shell ever ran it.

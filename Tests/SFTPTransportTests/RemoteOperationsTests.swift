@@ -4,7 +4,7 @@ import SFTPTransport
 import TestSupport
 import Testing
 
-@Suite(.enabled(if: TestNAS.isAvailable, "needs the test NAS (scripts/test-nas start)"))
+@Suite(.enabled(if: TestNAS.isAvailable, "needs the test NAS (scripts/test-nas start)"), .timeLimit(.minutes(5)))
 struct RemoteOperationsTests {
     @Test("mkdir -p, stat, list, symlinks, rename over an existing file, remove")
     func fileOperations() async throws {
@@ -114,5 +114,12 @@ struct RemoteOperationsTests {
         #expect(!FileManager.default.fileExists(atPath: remote + "/ran"))
         #expect(try await connection.hashRemoteFile(remote + "/f").sha256 == hexString(SHA256.hash(data: Data("abc".utf8))))
         await connection.close()
+
+        // Positive control: the login with a shell runs the same command, and `ran` appears.
+        let shell = try await SFTPConnection.connect(nas.shellLogin)
+        let ran = try await shell.run("sha256sum /etc/hostname; touch " + remote + "/ran", timeout: .seconds(60))
+        #expect(ran.exitStatus == 0, "\(ran.stderrText)")
+        #expect(FileManager.default.fileExists(atPath: remote + "/ran"))
+        await shell.close()
     }
 }

@@ -4,7 +4,7 @@ import SFTPTransport
 import TestSupport
 import Testing
 
-@Suite(.enabled(if: TestNAS.isAvailable, "needs the test NAS (scripts/test-nas start)"))
+@Suite(.enabled(if: TestNAS.isAvailable, "needs the test NAS (scripts/test-nas start)"), .timeLimit(.minutes(5)))
 struct UploadRoundTripTests {
     @Test(
         "round trip is byte-identical and the inline hash is right",
