@@ -45,12 +45,12 @@ enum QueueDriver {
         let id = job.id!
         switch (job.state, random.next() % 4) {
         case (.running, 0): try await queue.recordFailure(job: id, JobFailure("churn", isTransient: true))
-        case (.running, _): try await queue.transition(job: id, to: .awaitingVerify, reason: "sent")
-        case (.awaitingVerify, 0): try await queue.requeueChanged(job: id, expected: .awaitingVerify, reason: "mismatch", detail: nil)
+        case (.running, _): try await queue.transition(job: id, to: .awaitingVerify, reason: .transferred)
+        case (.awaitingVerify, 0): try await queue.requeueChanged(job: id, expected: .awaitingVerify, reason: .verifyMismatch, detail: nil)
         case (.awaitingVerify, _):
-            try await queue.transition(job: id, to: .verified, reason: "passes done") { $0.verifyPasses = 2 }
-        case (.verified, _): try await queue.transition(job: id, to: .cleanupEligible, reason: "old enough")
-        case (.cleanupEligible, _): try await queue.transition(job: id, to: .cleaned, reason: "deleted")
+            try await queue.transition(job: id, to: .verified, reason: .verifyPassed) { $0.verifyPasses = 2 }
+        case (.verified, _): try await queue.transition(job: id, to: .cleanupEligible, reason: .oldEnough)
+        case (.cleanupEligible, _): try await queue.transition(job: id, to: .cleaned, reason: .localDataDeleted)
         case (.queued, 0): try await queue.recordFailure(job: id, JobFailure("vanished", isTransient: false))
         default: break
         }
@@ -78,7 +78,7 @@ enum QueueDriver {
         let start = ContinuousClock.now
         var count = 0
         while let job = try await queue.claim(worker: "bench") {
-            try await queue.transition(job: job.id!, to: .awaitingVerify, from: .running, reason: "sent")
+            try await queue.transition(job: job.id!, to: .awaitingVerify, from: .running, reason: .transferred)
             count += 1
         }
         print("\(count) \(seconds(since: start))")

@@ -22,7 +22,7 @@ struct EnqueueCommand: AsyncParsableCommand {
                 stateDirectory: configuration.agent.stateDirectory, access: .client, backoff: configuration.retry.backoff)
             let result = try await queue.enqueue(
                 runPath: location.runPath, instrument: location.instrument.id, nasPath: location.nasPath,
-                reason: "enqueued by hand", detail: "nassync enqueue")
+                reason: .enqueuedByHand, detail: "nassync enqueue")
             let job = result.job
             if result.created {
                 if let logFile = configuration.agent.logFile {

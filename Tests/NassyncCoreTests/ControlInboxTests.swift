@@ -112,7 +112,7 @@ struct ControlInboxTests {
             let entries = try LocalRunWalker.manifest(runPath: run, ignore: IgnoreRules([]))
             _ = try await setup.queue.replaceManifest(job: id, entries: entries, runSignature: nil)
             _ = try await setup.queue.claim(worker: "w")
-            try await setup.queue.transition(job: id, to: .awaitingVerify, reason: "sent") { $0.verifyPasses = 1 }
+            try await setup.queue.transition(job: id, to: .awaitingVerify, reason: .transferred) { $0.verifyPasses = 1 }
             _ = try await setup.queue.recordFailure(job: id, JobFailure("host key changed", isTransient: false))
             switch change {
             case "modified": try Data([9, 9, 9, 9]).write(to: URL(fileURLWithPath: run + "/a"))

@@ -107,7 +107,7 @@ struct JobQueueTests {
         let queue = try JobQueue(stateDirectory: folder, access: .agent, backoff: Self.backoff, clock: clock.function)
         let id = try await queue.enqueue(runPath: "/data/a", instrument: "I", nasPath: nil).job.id!
         _ = try await queue.claim(worker: "w")
-        try await queue.transition(job: id, to: .awaitingVerify, reason: "sent") { $0.verifyPasses = 1 }
+        try await queue.transition(job: id, to: .awaitingVerify, reason: .transferred) { $0.verifyPasses = 1 }
         let job = try await queue.recordFailure(job: id, JobFailure("timeout", isTransient: true))
         #expect(job.state == .awaitingVerify)
         #expect(job.verifyPasses == 1)
@@ -122,7 +122,7 @@ struct JobQueueTests {
             let queue = try JobQueue(stateDirectory: folder, access: .agent)
             let id = try await queue.enqueue(runPath: "/data/\(keep)", instrument: "I", nasPath: nil).job.id!
             _ = try await queue.claim(worker: "w")
-            try await queue.transition(job: id, to: .awaitingVerify, reason: "sent") { $0.verifyPasses = 1 }
+            try await queue.transition(job: id, to: .awaitingVerify, reason: .transferred) { $0.verifyPasses = 1 }
             _ = try await queue.recordFailure(job: id, JobFailure("host key changed", isTransient: false))
             let retried = try await queue.resetToQueued(job: id, keepPasses: keep)
             #expect(retried.state == .queued)
@@ -153,12 +153,12 @@ struct JobQueueTests {
             }
             _ = try await queue.claim(worker: "w")  // a: running
             _ = try await queue.claim(worker: "w")  // b: running ...
-            try await queue.transition(job: ids[1], to: .awaitingVerify, reason: "sent") {
+            try await queue.transition(job: ids[1], to: .awaitingVerify, reason: .transferred) {
                 $0.verifyPasses = 1
                 $0.nextAttemptAt = secondPassAt  // ... then waiting for pass 2
             }
             _ = try await queue.claim(worker: "w")  // c: running ...
-            try await queue.transition(job: ids[2], to: .awaitingVerify, reason: "sent") {
+            try await queue.transition(job: ids[2], to: .awaitingVerify, reason: .transferred) {
                 $0.nextAttemptAt = clock.now  // ... then its first pass, cut off by the crash
             }
         }  // the agent dies: the queue is dropped without any shutdown step

@@ -43,7 +43,7 @@ struct JobStateMachineTests {
                 current = try #require(try await queue.claim(worker: "t"))
                 #expect(current.id == id)
             } else {
-                current = try await queue.transition(job: id, to: next, reason: "setup")
+                current = try await queue.transition(job: id, to: next, reason: .runChanged)
             }
         }
         return current
@@ -61,16 +61,16 @@ struct JobStateMachineTests {
         #expect(from.canMove(to: to) == isLegal)
 
         if isLegal {
-            let moved = try await queue.transition(job: id, to: to, reason: "test", detail: "d")
+            let moved = try await queue.transition(job: id, to: to, reason: .runChanged, detail: "d")
             #expect(moved.state == to)
             let events = try await queue.events(job: id)
             #expect(events.count == eventsBefore.count + 1)
             #expect(events.last?.fromState == from)
             #expect(events.last?.toState == to)
-            #expect(events.last?.reason == "test")
+            #expect(events.last?.reason == EventReason.runChanged.rawValue)
         } else {
             let error = await #expect(throws: QueueError.self) {
-                try await queue.transition(job: id, to: to, reason: "test")
+                try await queue.transition(job: id, to: to, reason: .runChanged)
             }
             #expect(error?.code == .illegalTransition)
             #expect(try await queue.job(id: id) == job, "an illegal move changes nothing")

@@ -114,7 +114,7 @@ struct LocalIdentityTests {
         let p = try Pipeline("halfway")
         let id = try await p.queueRun("run", files: ["a": [1, 1], "b": [2, 2]])
         try await PipelineTests().readyToClean(p, id)
-        _ = try await p.queue.transition(job: id, to: .cleanupEligible, reason: "old enough")
+        _ = try await p.queue.transition(job: id, to: .cleanupEligible, reason: .oldEnough)
         // What a cleanup that stopped after deleting `a` leaves: `a` gone locally, the job failed.
         try FileManager.default.removeItem(atPath: p.root + "/run/a")
         let failed = try await p.queue.recordPartialCleanup(
@@ -190,7 +190,7 @@ struct LocalIdentityTests {
         let p = try Pipeline("halfway-back")
         let id = try await p.queueRun("run", files: ["a": [1, 1], "b": [2, 2]])
         try await PipelineTests().readyToClean(p, id)
-        _ = try await p.queue.transition(job: id, to: .cleanupEligible, reason: "old enough")
+        _ = try await p.queue.transition(job: id, to: .cleanupEligible, reason: .oldEnough)
         try FileManager.default.removeItem(atPath: p.root + "/run/a")
         _ = try await p.queue.recordPartialCleanup(job: id, deleted: ["a"], JobFailure("stopped", isTransient: false))
         try Data([7, 7]).write(to: URL(fileURLWithPath: p.root + "/run/a"))  // a new `a`

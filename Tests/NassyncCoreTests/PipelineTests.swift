@@ -48,7 +48,7 @@ struct PipelineTests {
                 clock: clock.function)
             worker = TransferWorker(name: "w1", configuration: configuration, queue: queue, logger: log.logger)
             verifier = Verifier(configuration: configuration, queue: queue, logger: log.logger)
-            reaper = Reaper(configuration: configuration, queue: queue, logger: log.logger, clock: clock.function)
+            reaper = Reaper(configuration: configuration, queue: queue, logger: log.logger, clock: clock.agent)
         }
 
         deinit { try? FileManager.default.removeItem(atPath: folder) }
@@ -292,11 +292,11 @@ struct PipelineTests {
     func raisedPassesAreMadeUp() async throws {
         let p = try Pipeline("more-passes")
         let live = LiveConfiguration(p.configuration)
-        let reaper = Reaper(configuration: p.configuration, queue: p.queue, logger: p.log.logger, clock: p.clock.function, live: live)
+        let reaper = Reaper(configuration: p.configuration, queue: p.queue, logger: p.log.logger, clock: p.clock.agent, live: live)
         let verifier = Verifier(configuration: p.configuration, queue: p.queue, logger: p.log.logger, live: live)
         let eligible = try await p.queueRun("eligible", files: ["a": [1]])
         try await readyToClean(p, eligible)
-        let listed = try await p.queue.transition(job: eligible, to: .cleanupEligible, reason: "old enough")
+        let listed = try await p.queue.transition(job: eligible, to: .cleanupEligible, reason: .oldEnough)
         let verified = try await p.queueRun("verified", files: ["b": [2]])
         try await readyToClean(p, verified)
 
@@ -566,8 +566,8 @@ struct PipelineTests {
         let p = try Pipeline("stale-list")
         let id = try await p.queueRun("run", files: ["a": [1]])
         try await readyToClean(p, id)
-        let listed = try await p.queue.transition(job: id, to: .cleanupEligible, reason: "old enough")
-        try await p.queue.requeueChanged(job: id, expected: .cleanupEligible, reason: "run changed", detail: nil)
+        let listed = try await p.queue.transition(job: id, to: .cleanupEligible, reason: .oldEnough)
+        try await p.queue.requeueChanged(job: id, expected: .cleanupEligible, reason: .runChanged, detail: nil)
         await p.reaper.clean(listed)
         #expect(try await p.job(id).state == .queued)
         #expect(FileManager.default.fileExists(atPath: p.root + "/run/a"), "nothing deleted")
@@ -601,7 +601,7 @@ struct PipelineTests {
         let p = try Pipeline("stop-cleanup")
         let id = try await p.queueRun("run", files: ["a": [1]])
         try await readyToClean(p, id)
-        let listed = try await p.queue.transition(job: id, to: .cleanupEligible, reason: "old enough")
+        let listed = try await p.queue.transition(job: id, to: .cleanupEligible, reason: .oldEnough)
         // The NAS answers slowly: the stop lands while the reaper waits for it.
         let reached = AsyncStream<Void>.makeStream()
         let slow = Reaper(
@@ -610,7 +610,7 @@ struct PipelineTests {
                 reached.continuation.yield()
                 try await Task.sleep(for: .seconds(30))
                 return try await SFTPConnection.connect(nas.shellLogin)
-            }, clock: p.clock.function)
+            }, clock: p.clock.agent)
         let cleaning = Task { await slow.clean(listed) }
         var waiting = reached.stream.makeAsyncIterator()
         _ = await waiting.next()

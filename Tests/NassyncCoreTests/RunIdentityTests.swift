@@ -41,7 +41,7 @@ struct RunIdentityTests {
     func cleanedFolderFillsAgain() async throws {
         let p = try Pipeline("identity-refill")
         let watcher = Watcher(configuration: p.configuration, queue: p.queue, logger: p.log.logger, useInotify: false,
-                              clock: p.clock.function)
+                              clock: p.clock.agent)
         let original = pseudoRandomBytes(count: 10_000, seed: 3)
         let one = try await p.queueRun("R001", files: ["data.bin": original])
         try await p.runToCleaned(one)

@@ -36,7 +36,7 @@ struct UnicodeNameTests {
         #expect(Array(Self.nfc.utf8) != Array(Self.nfd.utf8))
         let p = try PipelineTests.Pipeline("unicode-\(method)", method: method)
         let watcher = Watcher(configuration: p.configuration, queue: p.queue, logger: p.log.logger, useInotify: false,
-                              clock: p.clock.function)
+                              clock: p.clock.agent)
         // Two run folders whose names differ only in normal form, each holding the twins.
         // Pairs, not a dictionary: a `[String: …]` would merge the twins, as the code under test must not.
         var contents: [(path: String, bytes: [UInt8])] = []
@@ -140,7 +140,7 @@ struct UnicodeNameTests {
     func invalidUTF8Names(method: String) async throws {
         let p = try PipelineTests.Pipeline("latin1-\(method)", method: method)
         let watcher = Watcher(configuration: p.configuration, queue: p.queue, logger: p.log.logger, useInotify: false,
-                              clock: p.clock.function)
+                              clock: p.clock.agent)
         // A run folder and files named in Latin-1, as an old Windows share may hand them over; a
         // lone 0xFF; a quote and a space beside a bad byte (shell quoting); a folder with a bad
         // name; and a valid name using the scalars that carry bad bytes inside nassync.

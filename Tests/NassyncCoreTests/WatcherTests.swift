@@ -34,7 +34,7 @@ struct WatcherTests {
         }
 
         func watcher(_ queue: JobQueue) -> Watcher {
-            Watcher(configuration: configuration, queue: queue, logger: log.logger, clock: clock.function)
+            Watcher(configuration: configuration, queue: queue, logger: log.logger, clock: clock.agent)
         }
 
         /// Creates `root/<relative>/` with the given files.
@@ -258,7 +258,7 @@ struct WatcherTests {
         let run = try setup.makeRun("d/Runs/r", files: ["RunComplete.txt": "", "data": "1"])
         let id = try #require(await watcher.scan().enqueued.first?.id)
         _ = try await queue.claim(worker: "w")
-        try await queue.transition(job: id, to: .awaitingVerify, reason: "sent") { $0.verifyPasses = 1 }
+        try await queue.transition(job: id, to: .awaitingVerify, reason: .transferred) { $0.verifyPasses = 1 }
         #expect(await watcher.scan().changed.isEmpty, "nothing changed yet")
         try setup.append(run + "/data", "appended after the transfer")
         let report = await watcher.scan()
@@ -279,7 +279,7 @@ struct WatcherTests {
         let id = try #require(await watcher.scan().enqueued.first?.id)
         _ = try await queue.claim(worker: "w")
         for state in [JobState.awaitingVerify, .verified, .cleanupEligible] {
-            try await queue.transition(job: id, to: state, reason: "test")
+            try await queue.transition(job: id, to: state, reason: .runChanged)
         }
         try FileManager.default.removeItem(atPath: run + "/a")  // as the reaper deletes
         #expect(await watcher.scan().changed.isEmpty)
@@ -288,7 +288,7 @@ struct WatcherTests {
         let other = try setup.makeRun("d/Runs/other", files: ["RunComplete.txt": "", "a": "1", "b": "2"])
         let otherID = try #require(await watcher.scan().enqueued.first?.id)
         _ = try await queue.claim(worker: "w")
-        try await queue.transition(job: otherID, to: .awaitingVerify, reason: "test")
+        try await queue.transition(job: otherID, to: .awaitingVerify, reason: .transferred)
         try FileManager.default.removeItem(atPath: other + "/a")
         #expect(await watcher.scan().changed.map(\.id) == [otherID])
     }
@@ -306,7 +306,7 @@ struct WatcherTests {
         let entries = try LocalRunWalker.manifest(runPath: run, ignore: IgnoreRules([]))
         _ = try await queue.replaceManifest(job: id, entries: entries, runSignature: signature)
         _ = await watcher.scan()
-        try await queue.transition(job: id, to: .awaitingVerify, reason: "sent")
+        try await queue.transition(job: id, to: .awaitingVerify, reason: .transferred)
         #expect(await watcher.scan().changed.isEmpty, "the run is exactly what was transferred")
         #expect(try await queue.runObservations(instrument: "SEQ_1")[PathKey(run)]?.jobSignature == signature.description)
         // Positive control: a change after the transfer is seen by the same scan.
@@ -318,9 +318,10 @@ struct WatcherTests {
     func loop(inotify: Bool) async throws {
         let setup = try Setup("loop-\(inotify)", marker: "RunComplete.txt", inotify: inotify, rescan: "1s")
         let queue = try JobQueue(stateDirectory: setup.configuration.agent.stateDirectory, access: .client)
-        let watcher = Watcher(configuration: setup.configuration, queue: queue, logger: setup.log.logger)
+        let watcher = Watcher(
+            configuration: setup.configuration, queue: queue, logger: setup.log.logger, tick: .milliseconds(50))
         try setup.makeRun("d/Runs/early", files: ["RunComplete.txt": ""])
-        let loop = Task { await watcher.run(tick: .milliseconds(50)) }
+        let loop = Task { await watcher.run() }
         defer { loop.cancel() }
         let late = try setup.makeRun("d/Runs/late", files: ["data": "1"])
         try await Task.sleep(for: .milliseconds(300))

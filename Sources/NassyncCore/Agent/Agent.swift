@@ -1,24 +1,32 @@
 import Foundation
 import Logging
-import Synchronization
 import ServiceLifecycle
 import UnixSignals
 
 /// The daemon behind `nassync run`: the queue, the watcher, the transfer workers, the verifier
 /// and the reaper, run as one service group that stops gracefully on SIGTERM or SIGINT.
+///
+/// `nassync run` and the in-process tests build it the same way: `init` opens the queue, then
+/// `run()` (the process, with signals and a forced exit) or `serviceGroup(_:)` (its stages,
+/// for a caller that runs and stops the group itself).
 public final class Agent: Sendable {
     public let configuration: Configuration
     public let queue: JobQueue
     let logger: Logger
     let eventLog: EventLog?
+    let clock: AgentClock
 
     /// Opens the queue (taking the state folder's lock) and replays what the last run left.
-    public init(configuration: Configuration, logger: Logger, eventLog: EventLog? = nil) async throws {
+    public init(
+        configuration: Configuration, logger: Logger, eventLog: EventLog? = nil, clock: AgentClock = .system
+    ) async throws {
         self.configuration = configuration
         self.logger = logger
         self.eventLog = eventLog
+        self.clock = clock
         queue = try JobQueue(
-            stateDirectory: configuration.agent.stateDirectory, access: .agent, backoff: configuration.retry.backoff)
+            stateDirectory: configuration.agent.stateDirectory, access: .agent, backoff: configuration.retry.backoff,
+            clock: { clock.now })
         // The queue and the state folder: the agent and its group only. Operators read the
         // queue for `status` and write nothing but signal files.
         let state = configuration.agent.stateDirectory
@@ -41,190 +49,83 @@ public final class Agent: Sendable {
         configuration.agent.stateDirectory + "/control"
     }
 
-    /// Runs until SIGTERM or SIGINT (or the task is cancelled). In-flight transfers stop within
-    /// seconds and their jobs go back to the queue, partial files kept for resuming.
-    public func run(
-        gracefulShutdown: Duration? = nil, notifier: SystemdNotifier = SystemdNotifier()
-    ) async throws {
-        let gracefulShutdown = gracefulShutdown ?? configuration.agent.stopTimeout
-        let live = LiveConfiguration(configuration)
-        let inbox = ControlInbox(configuration: configuration, queue: queue, logger: logger)
-        await inbox.check()
+    /// How the group is run: by the process (`nassync run`) or by a caller in the same process.
+    public struct Options: Sendable {
+        /// Signals that start a graceful shutdown.
+        public var shutdownSignals: [UnixSignal]
+        /// How long a graceful shutdown may take before the group cancels what is left.
+        public var gracefulShutdown: Duration
+        /// Whether the process exits `gracefulShutdown` + 5 s after a stop began, whatever
+        /// still hangs (`agent.stop_forced`). Only for the process that is the agent.
+        public var forceExit: Bool
+        public var notifier: SystemdNotifier
+
+        /// For a caller that stops the group itself (`triggerGracefulShutdown()`).
+        public static func inProcess(gracefulShutdown: Duration = .seconds(20)) -> Options {
+            Options(shutdownSignals: [], gracefulShutdown: gracefulShutdown, forceExit: false, notifier: SystemdNotifier(environment: [:]))
+        }
+    }
+
+    /// The agent's stages, each a loop of its own.
+    func stages(_ live: LiveConfiguration) async -> [any AgentLoop] {
+        let inbox = ControlInbox(configuration: configuration, queue: queue, logger: logger, clock: clock)
+        await inbox.check()  // a `pause` already there holds the very first transfer
         // One gate per instrument root, so that work stuck on a hung mount keeps every stage off it.
         let roots = InstrumentRoots(configuration)
-        let watcher = Watcher(configuration: configuration, queue: queue, logger: logger, live: live, roots: roots)
-        var loops: [LoopService] = [
-            LoopService(name: "watcher") { await watcher.run(heart: $0) },
-            LoopService(name: "control") { await inbox.run(heart: $0) },
+        var loops: [any AgentLoop] = [
+            Watcher(configuration: configuration, queue: queue, logger: logger, clock: clock, live: live, roots: roots),
+            inbox,
         ]
         let metrics = AgentMetrics()
         for index in 1...configuration.agent.workers {
-            let worker = TransferWorker(
+            loops.append(TransferWorker(
                 name: "worker-\(index)", configuration: configuration, queue: queue, logger: logger, metrics: metrics,
-                mayStart: { !inbox.isPaused }, roots: roots)
-            loops.append(LoopService(name: worker.name) { await worker.run(heart: $0) })
+                mayStart: { !inbox.isPaused }, roots: roots, clock: clock))
         }
-        let verifier = Verifier(configuration: configuration, queue: queue, logger: logger, live: live)
-        loops.append(LoopService(name: "verifier") { await verifier.run(heart: $0) })
-        let reaper = Reaper(configuration: configuration, queue: queue, logger: logger, live: live, roots: roots)
-        loops.append(LoopService(name: "reaper") { await reaper.run(heart: $0) })
-        loops.append(LoopService(name: "claims") { [queue, logger] heart in
-            await Self.sweepStaleClaims(queue, logger, heart: heart)
-        })
+        loops.append(Verifier(configuration: configuration, queue: queue, logger: logger, live: live, clock: clock))
+        loops.append(Reaper(configuration: configuration, queue: queue, logger: logger, clock: clock, live: live, roots: roots))
+        loops.append(ClaimSweeper(queue: queue, logger: logger, clock: clock))
         if configuration.metrics.enabled {
-            let path = MetricsTextfile.path(configuration)
-            let interval = configuration.metrics.interval
-            loops.append(LoopService(name: "metrics") { [queue, logger] heart in
-                var reported = false
-                while !Task.isCancelled {
-                    heart.beat()
-                    do {
-                        try MetricsTextfile.write(try await MetricsTextfile.render(queue: queue, metrics: metrics), to: path)
-                        reported = false
-                    } catch where !reported {
-                        reported = true
-                        logger.error("metrics.write_failed", metadata: ["path": .string(path), "error": .string("\(error)")])
-                    } catch {}
-                    try? await Task.sleep(for: interval)
-                }
-            })
+            loops.append(MetricsWriter(
+                path: MetricsTextfile.path(configuration), interval: configuration.metrics.interval, queue: queue,
+                metrics: metrics, logger: logger, clock: clock))
         }
+        return loops
+    }
 
+    /// Every service of the agent in one group: its stages, SIGHUP, systemd, the stop deadline.
+    public func serviceGroup(_ options: Options) async -> ServiceGroup {
+        let live = LiveConfiguration(configuration)
         let liveness = Liveness(stallTimeout: configuration.agent.stallTimeout)
-        var services: [any Service] = loops.map { $0.tracked(by: liveness) }
+        var services: [any Service] = await stages(live).map { LoopService(loop: $0, liveness: liveness) }
         if let eventLog {
             services.append(HangupService(log: eventLog, live: live, queue: queue, logger: logger))
         }
-        if notifier.isEnabled {
-            services.append(SystemdService(notifier: notifier, queue: queue, liveness: liveness, logger: logger))
+        if options.notifier.isEnabled {
+            services.append(SystemdService(notifier: options.notifier, queue: queue, liveness: liveness, logger: logger))
         }
-        services.append(StopDeadline(after: gracefulShutdown + .seconds(5), liveness: liveness, logger: logger))
-
+        if options.forceExit {
+            services.append(StopDeadline(after: options.gracefulShutdown + .seconds(5), liveness: liveness, logger: logger))
+        }
         var groupConfiguration = ServiceGroupConfiguration(
             services: services.map { .init(service: $0) }, logger: Logger(label: "nassync.lifecycle") { _ in
                 SwiftLogNoOpLogHandler()
             })
-        groupConfiguration.gracefulShutdownSignals = [.sigterm, .sigint]
-        groupConfiguration.maximumGracefulShutdownDuration = gracefulShutdown
-        let group = ServiceGroup(configuration: groupConfiguration)
+        groupConfiguration.gracefulShutdownSignals = options.shutdownSignals
+        groupConfiguration.maximumGracefulShutdownDuration = options.gracefulShutdown
+        return ServiceGroup(configuration: groupConfiguration)
+    }
+
+    /// Runs until SIGTERM or SIGINT (or the task is cancelled). In-flight transfers stop within
+    /// seconds and their jobs go back to the queue, partial files kept for resuming.
+    public func run(gracefulShutdown: Duration? = nil, notifier: SystemdNotifier = SystemdNotifier()) async throws {
+        let group = await serviceGroup(Options(
+            shutdownSignals: [.sigterm, .sigint], gracefulShutdown: gracefulShutdown ?? configuration.agent.stopTimeout,
+            forceExit: true, notifier: notifier))
         // Ready: the queue is open and replayed, and every loop is about to start.
         notifier.send("READY=1\nSTATUS=started")
         try await group.run()
         notifier.send("STOPPING=1")
         logger.info("agent.stopped", metadata: [:])
-    }
-}
-
-/// One of the agent's loops as a service: cancelled (and so stopped) on graceful shutdown.
-struct LoopService: Service, CustomStringConvertible {
-    let name: String
-    let body: @Sendable (Heart) async -> Void
-    var liveness: Liveness?
-
-    init(name: String, body: @escaping @Sendable (Heart) async -> Void) {
-        self.name = name
-        self.body = body
-    }
-
-    var description: String { name }
-
-    func tracked(by liveness: Liveness) -> LoopService {
-        var copy = self
-        copy.liveness = liveness
-        return copy
-    }
-
-    func run() async throws {
-        defer { liveness?.ended(name) }
-        let heart = liveness?.heart(name) ?? .none
-        await cancelWhenGracefulShutdown { await body(heart) }
-    }
-}
-
-/// STATUS= with the job counts, and WATCHDOG=1 at half of WatchdogSec while every loop runs and
-/// the queue answers.
-struct SystemdService: Service, CustomStringConvertible {
-    let notifier: SystemdNotifier
-    let queue: JobQueue
-    let liveness: Liveness
-    let logger: Logger
-    var description: String { "systemd" }
-
-    func run() async throws {
-        let interval = min(notifier.watchdogPingInterval ?? .seconds(10), .seconds(10))
-        await cancelWhenGracefulShutdown {
-            var reportedStall = false
-            while !Task.isCancelled {
-                let stalled = liveness.stalled()
-                let counts = try? await queue.counts()
-                if let counts, stalled.isEmpty {
-                    reportedStall = false
-                    let status = JobState.allCases.map { "\(counts[$0] ?? 0) \($0.rawValue)" }.joined(separator: ", ")
-                    let ping = notifier.watchdogPingInterval == nil ? "" : "WATCHDOG=1\n"
-                    notifier.send(ping + "STATUS=" + status)
-                } else if !reportedStall {
-                    reportedStall = true
-                    let reasons = stalled.map { "\($0.loop): \($0.reason)" } + (counts == nil ? ["the queue does not answer"] : [])
-                    logger.critical(
-                        "agent.stalled",
-                        metadata: ["stopped_loops": .string(stalled.map(\.loop).joined(separator: ",")),
-                                   "reason": .string(reasons.joined(separator: "; ")),
-                                   "action": "no watchdog ping; systemd restarts the agent"])
-                    notifier.send("STATUS=stalled: " + reasons.joined(separator: "; "))
-                }
-                try? await Task.sleep(for: interval)
-            }
-        }
-    }
-}
-
-/// SIGTERM stops the agent within `after`, whatever hangs: a thread stuck in the kernel on a
-/// dead mount cannot be cancelled, so once graceful shutdown has run that long the process
-/// exits anyway. The queue stays consistent (every change is one SQLite transaction); jobs
-/// still `running` go back to the queue at the next start.
-struct StopDeadline: Service, CustomStringConvertible {
-    let after: Duration
-    let liveness: Liveness
-    let logger: Logger
-    var description: String { "stop-deadline" }
-
-    func run() async throws {
-        // Told first of all services (shutdown goes in reverse order), then done. Armed by a
-        // cancellation of the group too: that is a stop as well.
-        try? await gracefulShutdown()
-        let seconds = after
-        Thread.detachNewThread { [liveness, logger] in
-            Thread.sleep(forTimeInterval: Double(seconds.components.seconds))
-            logger.critical(
-                "agent.stop_forced",
-                metadata: ["running_loops": .string(liveness.running().joined(separator: ",")),
-                           "after": .string(DurationText.format(seconds)),
-                           "action": "exiting; running jobs are queued again at the next start"])
-            // The line is written already (the event log does not buffer). `_exit`: no exit
-            // handlers run alongside threads that are still at work.
-            _exit(ExitStatus.failure)
-        }
-    }
-}
-
-extension Agent {
-    /// A job whose worker stopped sending heartbeats (its last transition failed, say) goes back
-    /// to the queue instead of staying `running` until a restart.
-    static let staleClaimAge: Duration = .seconds(300)
-
-    static func sweepStaleClaims(_ queue: JobQueue, _ logger: Logger, heart: Heart) async {
-        while !Task.isCancelled {
-            heart.beat()
-            do {
-                for job in try await queue.sweepStaleClaims(staleAfter: staleClaimAge) {
-                    var metadata = job.failureMetadata
-                    metadata["next_attempt_at"] = .string(job.nextAttemptAt.map(Timestamp.iso8601) ?? "")
-                    logger.warning(job.state == .failed ? "job.failed" : "transfer.failed", metadata: metadata)
-                }
-            } catch {
-                logger.error("queue.error", metadata: ["error": .string("\(error)")])
-            }
-            try? await Task.sleep(for: .seconds(60))
-        }
     }
 }

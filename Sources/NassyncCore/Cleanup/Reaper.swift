@@ -8,32 +8,38 @@ import Glibc
 
 /// Frees local disk once a job's NAS copy is proven: exactly the manifest's files, then the
 /// folders they leave empty, after checking once more that nothing changed on either side.
-public final class Reaper: Sendable {
+public final class Reaper: AgentLoop {
     /// Read afresh for every sweep: `[cleanup]` and `[verify]` may change on SIGHUP.
     var configuration: Configuration { live.current }
     let live: LiveConfiguration
     let queue: JobQueue
     let logger: Logger
-    let connect: TransferWorker.Connector
+    let connect: NASConnector
     let connection = ConnectionSlot()
-    let clock: @Sendable () -> Date
+    let clock: AgentClock
+    /// Between sweeps.
+    let tick: Duration
     /// Where runs are read and deleted: off the cooperative pool, with the root's hang time-out.
     let roots: InstrumentRoots
 
     /// `live`, when given, is the agent's shared settings.
     public init(
-        configuration: Configuration, queue: JobQueue, logger: Logger, connect: TransferWorker.Connector? = nil,
-        clock: @escaping @Sendable () -> Date = { Date() }, live: LiveConfiguration? = nil, roots: InstrumentRoots? = nil
+        configuration: Configuration, queue: JobQueue, logger: Logger, connect: NASConnector? = nil,
+        clock: AgentClock = .system, tick: Duration = .seconds(2), live: LiveConfiguration? = nil,
+        roots: InstrumentRoots? = nil
     ) {
+        self.tick = tick
         self.roots = roots ?? InstrumentRoots(configuration)
         self.live = live ?? LiveConfiguration(configuration)
         self.queue = queue
         self.logger = logger
         self.clock = clock
-        self.connect = connect ?? TransferWorker.connector(for: configuration)
+        self.connect = connect ?? configuration.nasConnector
     }
 
-    public func run(tick: Duration = .seconds(2), heart: Heart = .none) async {
+    public var loopName: String { "reaper" }
+
+    public func run(heart: Heart = .none) async {
         var lastPrune = Date.distantPast
         while !Task.isCancelled {
             await sweep()
@@ -42,7 +48,7 @@ public final class Reaper: Sendable {
                 lastPrune = clock()
                 await prune()
             }
-            try? await Task.sleep(for: tick)
+            try? await clock.sleep(for: tick)
         }
         await connection.close()
     }
@@ -91,7 +97,7 @@ public final class Reaper: Sendable {
         let nextPass = (job.verifiedAt ?? clock()).addingTimeInterval(interval)
         do {
             try await queue.transition(
-                job: job.id!, to: .awaitingVerify, from: job.state, reason: "more passes required",
+                job: job.id!, to: .awaitingVerify, from: job.state, reason: .morePassesRequired,
                 detail: "verify.passes is now \(required); \(job.verifyPasses) so far"
             ) { job in
                 job.verifiedAt = nil
@@ -112,7 +118,7 @@ public final class Reaper: Sendable {
             clock().timeIntervalSince(first) >= configuration.cleanup.minAge.timeInterval
         else { return }
         try await queue.transition(
-            job: job.id!, to: .cleanupEligible, from: .verified, reason: "old enough",
+            job: job.id!, to: .cleanupEligible, from: .verified, reason: .oldEnough,
             detail: "\(job.verifyPasses) passes, first \(Timestamp.iso8601(first))")
         logger.info(
             "job.cleanup_eligible",
@@ -173,7 +179,7 @@ public final class Reaper: Sendable {
             }
             let runFolderGone = deletion.runFolderGone
             try await queue.transition(
-                job: id, to: .cleaned, from: .cleanupEligible, reason: "local data deleted",
+                job: id, to: .cleaned, from: .cleanupEligible, reason: .localDataDeleted,
                 detail: "\(files) files, \(bytes) bytes, after \(job.verifyPasses) verify passes")
             logger.info(
                 "cleanup.deleted",
@@ -199,7 +205,7 @@ public final class Reaper: Sendable {
             return
         } catch {
             if error is TransportError { await connection.close() }
-            await recordFailure(job, TransferWorker.classify(error))
+            await recordFailure(job, JobFailure(classifying: error))
         }
     }
 
@@ -321,7 +327,7 @@ public final class Reaper: Sendable {
     /// run removed by hand. Its files are proven on the NAS, so there is nothing left to do.
     private func finishAlreadyGone(_ job: Job) async throws {
         try await queue.transition(
-            job: job.id!, to: .cleaned, from: .cleanupEligible, reason: "local data already gone",
+            job: job.id!, to: .cleaned, from: .cleanupEligible, reason: .localDataAlreadyGone,
             detail: "the run folder no longer exists; \(job.verifyPasses) verify passes")
         logger.notice(
             "cleanup.already_gone",

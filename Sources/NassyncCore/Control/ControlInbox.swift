@@ -12,18 +12,24 @@ import Glibc
 /// job id or run directory per line. Each line's outcome is logged; the file is removed, or
 /// renamed `*.rejected` if any line could not be acted on. A file named `pause` holds new
 /// transfers while it exists.
-public final class ControlInbox: Sendable {
+public final class ControlInbox: AgentLoop {
     let directory: String
     let queue: JobQueue
     let configuration: Configuration
     let logger: Logger
+    let clock: AgentClock
+    /// Between looks at the folder: "within a few seconds", as operators are promised.
+    let tick: Duration
     private let paused = LockedValue(false)
     private let unusableFolderReported = LockedValue(false)
     /// Signal files the agent could not remove or rename: not acted on again.
     private let stuck = Mutex<Set<[UInt8]>>([])
 
-    public init(configuration: Configuration, queue: JobQueue, logger: Logger) {
+    public init(configuration: Configuration, queue: JobQueue, logger: Logger, clock: AgentClock = .system, tick: Duration = .seconds(1)
+    ) {
+        self.tick = tick
         self.configuration = configuration
+        self.clock = clock
         self.directory = Agent.controlDirectory(configuration)
         self.queue = queue
         self.logger = logger
@@ -33,11 +39,13 @@ public final class ControlInbox: Sendable {
     public var isPaused: Bool { paused.get() }
 
     /// Looks at the folder every `tick` until cancelled.
-    public func run(tick: Duration = .seconds(1), heart: Heart = .none) async {
+    public var loopName: String { "control" }
+
+    public func run(heart: Heart = .none) async {
         while !Task.isCancelled {
             await check()
             heart.beat()
-            try? await Task.sleep(for: tick)
+            try? await clock.sleep(for: tick)
         }
     }
 
@@ -70,6 +78,7 @@ public final class ControlInbox: Sendable {
     private func handle(_ rawName: [UInt8], in folder: borrowing ControlFolder) async {
         let name = String(pathBytes: rawName)  // for the log only
         let data: [UInt8]
+        // Against the system's time, not the agent clock: the file's mtime is the kernel's.
         switch folder.read(rawName, quietFor: 0.5, now: Date()) {
         case .fresh, .gone: return  // a file still being written by hand waits for the next look
         case .refused(let reason):

@@ -25,12 +25,12 @@ public enum MetricsTextfile {
     public static func render(queue: JobQueue, metrics: AgentMetrics, now: Date = Date()) async throws -> String {
         let counts = try await queue.counts()
         let figures = try await queue.read { db -> (passes: Int, failures: Int, mismatches: Int, oldest: Date?, lastTransfer: Date?) in
-            let passes = try Int.fetchOne(db, sql: "SELECT count(*) FROM events WHERE reason = 'verify passed'") ?? 0
-            let failures = try Int.fetchOne(
-                db,
-                sql: "SELECT count(*) FROM events WHERE reason IN ('transient failure', 'terminal failure', 'verify mismatch')"
-            ) ?? 0
-            let mismatches = try Int.fetchOne(db, sql: "SELECT count(*) FROM events WHERE reason = 'verify mismatch'") ?? 0
+            func count(_ reasons: [EventReason]) throws -> Int {
+                try Int.fetchOne(db, sql: "SELECT count(*) FROM events WHERE reason IN " + EventReason.sqlList(reasons)) ?? 0
+            }
+            let passes = try count([.verifyPassed])
+            let failures = try count(EventReason.failures)
+            let mismatches = try count([.verifyMismatch])
             // A failed job that was never verified is not on the NAS either: it counts, and is
             // the one an alert is for.
             let oldest = try Date.fetchOne(
@@ -40,7 +40,8 @@ public enum MetricsTextfile {
                     WHERE state IN ('queued', 'running', 'awaiting_verify')
                        OR (state = 'failed' AND verified_at IS NULL)
                     """)
-            let lastTransfer = try Date.fetchOne(db, sql: "SELECT max(at) FROM events WHERE reason = 'transferred'")
+            let lastTransfer = try Date.fetchOne(
+                db, sql: "SELECT max(at) FROM events WHERE reason = ?", arguments: [EventReason.transferred.rawValue])
             return (passes, failures, mismatches, oldest, lastTransfer)
         }
         var text = """

@@ -27,7 +27,7 @@ extension JobQueue {
     /// run's folder holding files again is a new run, with a job of its own.
     public func enqueue(
         runPath: String, instrument: String, nasPath: String?, priority: Int = 0,
-        reason: String = "enqueued", detail: String? = nil
+        reason: EventReason = .enqueued, detail: String? = nil
     ) async throws -> EnqueueResult {
         let request = EnqueueRequest(runPath: runPath, instrument: instrument, nasPath: nasPath, priority: priority)
         return try await enqueue([request], reason: reason, detail: detail)[0]
@@ -35,7 +35,7 @@ extension JobQueue {
 
     /// Queues many runs in one transaction (one disk sync instead of one per run), each
     /// idempotently; results come back in the order of `requests`.
-    public func enqueue(_ requests: [EnqueueRequest], reason: String = "enqueued", detail: String? = nil)
+    public func enqueue(_ requests: [EnqueueRequest], reason: EventReason = .enqueued, detail: String? = nil)
         async throws -> [EnqueueResult]
     {
         let now = self.now()

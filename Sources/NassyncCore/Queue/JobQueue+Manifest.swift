@@ -97,7 +97,7 @@ extension JobQueue {
             try Self.check(job, expected: .cleanupEligible, claimedBy: nil)
             let mark = try db.cachedStatement(sql: "UPDATE files SET deleted_at = ? WHERE job_id = ? AND path = ?")
             for path in paths { try mark.execute(arguments: [now, id, path]) }
-            try self.applyFailure(db, &job, failure, reason: "cleanup stopped halfway", at: now)
+            try self.applyFailure(db, &job, failure, reason: .cleanupStoppedHalfway, at: now)
             return job
         }
     }

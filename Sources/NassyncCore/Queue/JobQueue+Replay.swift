@@ -22,7 +22,7 @@ extension JobQueue {
             for var job in try Job.filter(Job.Columns.state == JobState.running.rawValue).order(Job.Columns.id).fetchAll(db) {
                 job.state = .queued
                 job.nextAttemptAt = nil
-                try self.save(db, &job, from: .running, reason: "agent restarted", detail: "transfer resumes", at: now)
+                try self.save(db, &job, from: .running, reason: .agentRestarted, detail: "transfer resumes", at: now)
                 summary.requeued.append(job.id!)
             }
             for var job in try Job.filter(Job.Columns.state == JobState.awaitingVerify.rawValue).order(Job.Columns.id)
@@ -30,11 +30,11 @@ extension JobQueue {
             {
                 if job.verifyPasses > 0, let next = job.nextAttemptAt, next > now {
                     let detail = "next verify pass at \(Timestamp.iso8601(next)), verify.interval after the last"
-                    try self.save(db, &job, from: .awaitingVerify, reason: "agent restarted", detail: detail, at: now)
+                    try self.save(db, &job, from: .awaitingVerify, reason: .agentRestarted, detail: detail, at: now)
                     continue
                 }
                 job.nextAttemptAt = now
-                try self.save(db, &job, from: .awaitingVerify, reason: "agent restarted", detail: "verify again", at: now)
+                try self.save(db, &job, from: .awaitingVerify, reason: .agentRestarted, detail: "verify again", at: now)
                 summary.reverify.append(job.id!)
             }
             return summary

@@ -61,10 +61,10 @@ extension JobQueue {
 
     /// Appends one line to the audit trail, in the caller's transaction.
     func appendEvent(
-        _ db: Database, job: Int64, from: JobState?, to: JobState, reason: String, detail: String?, at: Date
+        _ db: Database, job: Int64, from: JobState?, to: JobState, reason: EventReason, detail: String?, at: Date
     ) throws {
         try db.cachedStatement(
             sql: "INSERT INTO events (job_id, at, from_state, to_state, reason, detail) VALUES (?, ?, ?, ?, ?, ?)"
-        ).execute(arguments: [job, at, from?.rawValue, to.rawValue, reason, detail])
+        ).execute(arguments: [job, at, from?.rawValue, to.rawValue, reason.rawValue, detail])
     }
 }

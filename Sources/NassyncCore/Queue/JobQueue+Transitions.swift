@@ -34,7 +34,7 @@ extension JobQueue {
                     """,
                 arguments: [worker, now, now, now, now, now])
             else { return nil }
-            try self.appendEvent(db, job: job.id!, from: .queued, to: .running, reason: "claimed", detail: worker, at: now)
+            try self.appendEvent(db, job: job.id!, from: .queued, to: .running, reason: .claimed, detail: worker, at: now)
             return job
         }
     }
@@ -57,7 +57,7 @@ extension JobQueue {
     @discardableResult
     public func transition(
         job id: Int64, to target: JobState, from expected: JobState? = nil, claimedBy worker: String? = nil,
-        reason: String, detail: String? = nil, changes: @escaping @Sendable (inout Job) -> Void = { _ in }
+        reason: EventReason, detail: String? = nil, changes: @escaping @Sendable (inout Job) -> Void = { _ in }
     ) async throws -> Job {
         let now = self.now()
         return try await write { db in
@@ -105,7 +105,7 @@ extension JobQueue {
     /// `recordFailure` inside the caller's transaction. `requeue` sends a job waiting between
     /// verify passes back to `queued` instead of leaving it where it is (its files must be resent).
     func applyFailure(
-        _ db: Database, _ job: inout Job, _ failure: JobFailure, requeue: Bool = false, reason: String? = nil, at now: Date
+        _ db: Database, _ job: inout Job, _ failure: JobFailure, requeue: Bool = false, reason: EventReason? = nil, at now: Date
     ) throws {
         guard !job.state.isTerminal else {
             throw QueueError(.illegalTransition, "job \(job.id ?? 0) is already \(job.state.rawValue)")
@@ -127,14 +127,14 @@ extension JobQueue {
             detail = failure.isTransient ? "gave up after \(job.attempts) attempts: \(failure.message)" : failure.message
         }
         try save(
-            db, &job, from: from, reason: reason ?? (failure.isTransient ? "transient failure" : "terminal failure"),
+            db, &job, from: from, reason: reason ?? (failure.isTransient ? .transientFailure : .terminalFailure),
             detail: detail, at: now)
     }
 
     /// The manual retry: `failed → queued`, attempts and the last error cleared. Verify passes
     /// are kept only when the caller has checked that the local files are unchanged.
     @discardableResult
-    public func resetToQueued(job id: Int64, keepPasses: Bool, reason: String = "manual retry", detail: String? = nil)
+    public func resetToQueued(job id: Int64, keepPasses: Bool, reason: EventReason = .manualRetry, detail: String? = nil)
         async throws -> Job
     {
         try await transition(job: id, to: .queued, from: .failed, reason: reason, detail: detail) { job in
@@ -149,7 +149,7 @@ extension JobQueue {
     /// proven no longer holds, so its passes are forgotten. Only if the job is still `expected`:
     /// the caller's view may be stale.
     @discardableResult
-    public func requeueChanged(job id: Int64, expected: JobState, reason: String, detail: String?) async throws -> Job {
+    public func requeueChanged(job id: Int64, expected: JobState, reason: EventReason, detail: String?) async throws -> Job {
         try await transition(job: id, to: .queued, from: expected, reason: reason, detail: detail) { job in
             job.nextAttemptAt = nil
             job.forgetProof()
@@ -169,23 +169,23 @@ extension JobQueue {
             let earlier = try Int.fetchOne(
                 db,
                 sql: """
-                    SELECT count(*) FROM events WHERE job_id = ? AND reason = 'cleanup refused' AND id > coalesce(
-                        (SELECT max(id) FROM events WHERE job_id = ? AND reason = 'manual retry'), 0)
+                    SELECT count(*) FROM events WHERE job_id = ? AND reason = ? AND id > coalesce(
+                        (SELECT max(id) FROM events WHERE job_id = ? AND reason = ?), 0)
                     """,
-                arguments: [id, id]) ?? 0
+                arguments: [id, EventReason.cleanupRefused.rawValue, id, EventReason.manualRetry.rawValue]) ?? 0
             if earlier + 1 >= limit {
                 try self.applyFailure(
                     db, &job,
                     JobFailure(
                         "cleanup refused \(earlier + 1) times, the run changing each time; last: \(reason)",
                         isTransient: false),
-                    reason: "cleanup refused", at: now)
+                    reason: .cleanupRefused, at: now)
             } else {
                 let from = job.state
                 job.state = .queued
                 job.nextAttemptAt = nil
                 job.forgetProof()
-                try self.save(db, &job, from: from, reason: "cleanup refused", detail: reason, at: now)
+                try self.save(db, &job, from: from, reason: .cleanupRefused, detail: reason, at: now)
             }
             return job
         }
@@ -207,7 +207,7 @@ extension JobQueue {
 
     /// Writes the row and its event; a job that is not `running` holds no claim. The state
     /// machine is checked here too, so no path can write an illegal move.
-    func save(_ db: Database, _ job: inout Job, from: JobState, reason: String, detail: String?, at now: Date) throws {
+    func save(_ db: Database, _ job: inout Job, from: JobState, reason: EventReason, detail: String?, at now: Date) throws {
         guard from.canMove(to: job.state) else {
             throw QueueError(.illegalTransition, "job \(job.id ?? 0) cannot go from \(from.rawValue) to \(job.state.rawValue)")
         }

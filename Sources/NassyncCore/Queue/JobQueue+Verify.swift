@@ -88,7 +88,7 @@ extension JobQueue {
                     job.nextAttemptAt = now.addingTimeInterval(interval.timeInterval)
                 }
                 try self.save(
-                    db, &job, from: .awaitingVerify, reason: "verify passed",
+                    db, &job, from: .awaitingVerify, reason: .verifyPassed,
                     detail: "pass \(job.verifyPasses)/\(requiredPasses) by \(method): \(findings.count) files match", at: now)
             } else {
                 let mark = try db.cachedStatement(
@@ -100,7 +100,7 @@ extension JobQueue {
                     db, &job,
                     JobFailure("verify pass \(pass) by \(method): \(bad.count) of \(findings.count) files wrong or missing: \(names)",
                                isTransient: true),
-                    requeue: true, reason: "verify mismatch", at: now)
+                    requeue: true, reason: .verifyMismatch, at: now)
             }
             return job
         }

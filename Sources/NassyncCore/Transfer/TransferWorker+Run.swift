@@ -28,18 +28,18 @@ extension TransferWorker {
         let start = ContinuousClock.now
         let id = job.id!
         guard let instrument = configuration.instruments.first(where: { $0.id == job.instrument }) else {
-            throw TransferFailure(
+            throw StageFailure(
                 message: "instrument \(job.instrument) is no longer in \(configuration.sourceFile)", isTransient: false)
         }
         // Heartbeats from the start: listing a big run and making its NAS folders takes time, and
-        // a job that sends none for a while is taken for abandoned (`Agent.sweepStaleClaims`).
+        // a job that sends none for a while is taken for abandoned (`ClaimSweeper`).
         let claimLost = LockedValue(false)
         let shared = LockedValue<TransferProgress?>(nil)
-        let heartbeat = Task { [queue, name, lanes] in
+        let heartbeat = Task { [queue, name, lanes, clock, heartbeatInterval] in
             // A long transfer that still moves bytes is progress, for the watchdog too.
             var moved = lanes.reduce(0) { $0 + $1.bytesMoved }
             while !Task.isCancelled {
-                try? await Task.sleep(for: .seconds(10))
+                try? await clock.sleep(for: heartbeatInterval)
                 if Task.isCancelled { return }
                 if (try? await queue.heartbeat(job: id, worker: name)) == false {
                     _ = claimLost.swap(true)
@@ -63,7 +63,7 @@ extension TransferWorker {
         // name must not be sent over it.
         let deleted = Set(try await queue.manifest(job: id).filter { $0.deletedAt != nil }.map { PathKey($0.path) })
         if let back = scanned.first(where: { deleted.contains(PathKey($0.path)) }) {
-            throw TransferFailure(
+            throw StageFailure(
                 message: "\(job.runPath)/\(back.path) was deleted by a cleanup after it was proven on the NAS, and a "
                     + "new file of that name has appeared; move it out of the run, it would replace the only copy",
                 isTransient: false)
@@ -149,7 +149,7 @@ extension TransferWorker {
         } catch let problem as RunLocation.Problem {
             var info = stat()
             let vanished = lstat(job.runPath.pathCString, &info) != 0 && errno == ENOENT
-            throw TransferFailure(
+            throw StageFailure(
                 message: vanished ? "the local run vanished: \(job.runPath)" : problem.description, isTransient: false)
         }
     }
@@ -164,7 +164,7 @@ extension TransferWorker {
             job=\(job.id!)
             run_path=\(job.runPath.replacingOccurrences(of: "\n", with: "\\n"))
             host=\(ProcessInfo.processInfo.hostName)
-            claimed_at=\(Timestamp.iso8601(Date()))
+            claimed_at=\(Timestamp.iso8601(clock.now))
 
             """
         var taken: [String] = []
@@ -192,7 +192,7 @@ extension TransferWorker {
                 return candidate
             }
         }
-        throw TransferFailure(
+        throw StageFailure(
             message: "no NAS folder is free for \(job.runPath): \(base) and its \(NASRunFolder.maxSuffix) numbered "
                 + "alternatives all hold other runs",
             isTransient: false)
@@ -208,7 +208,7 @@ extension TransferWorker {
             guard entry.transferState == .sent, let existing = try await sftp.statIfExists(remote),
                 existing.kind == .file, existing.size == UInt64(entry.size)
             else {
-                throw TransferFailure(
+                throw StageFailure(
                     message: "\(local) was deleted after it was proven on the NAS, and the NAS copy is now missing or "
                         + "wrong; restore it from a backup of the NAS",
                     isTransient: false)
@@ -236,7 +236,7 @@ extension TransferWorker {
         guard result.size == UInt64(entry.size), let before = result.localBefore, let after = result.localAfter,
             entry.isStill(before), entry.isStill(after)
         else {
-            throw TransferFailure(
+            throw StageFailure(
                 message: "\(local) changed while it was being sent (or is not the file that was listed); "
                     + "the run is not finished being written",
                 isTransient: true)
@@ -244,7 +244,7 @@ extension TransferWorker {
         try await sftp.rename(temporary, to: remote)
         var sent = entry
         sent.sha256 = result.sha256
-        sent.hashedAt = Date()
+        sent.hashedAt = clock.now
         sent.transferState = .sent
         sent.sentBytes = entry.size
         return (sent, Int64(result.bytesSent))
@@ -256,7 +256,7 @@ extension TransferWorker {
         if let existing = try await sftp.statIfExists(remote) {
             if existing.kind == .symlink, try await sftp.readSymlink(remote) == target { return }
             guard existing.kind != .directory else {
-                throw TransferFailure(message: "the NAS has a folder where \(remote) should be a symlink", isTransient: false)
+                throw StageFailure(message: "the NAS has a folder where \(remote) should be a symlink", isTransient: false)
             }
             try await sftp.remove(remote)
         }
@@ -268,7 +268,7 @@ extension TransferWorker {
         var text = ""
         for entry in manifest where entry.kind == .file {
             guard let sha256 = entry.sha256 else {
-                throw TransferFailure(message: "no hash recorded for \(entry.path)", isTransient: true)
+                throw StageFailure(message: "no hash recorded for \(entry.path)", isTransient: true)
             }
             text += Sha256sumFormat.line(sha256: sha256, path: entry.path) + "\n"
         }

@@ -13,14 +13,12 @@ import Glibc
 /// into place; `.nassync/manifest.sha256` is written last. A file cut off by a crash resumes
 /// where the NAS copy ends. Connections are kept across files and jobs and replaced after a
 /// failure.
-public final class TransferWorker: Sendable {
-    public typealias Connector = @Sendable () async throws -> SFTPConnection
-
+public final class TransferWorker: AgentLoop {
     let configuration: Configuration
     let queue: JobQueue
     let logger: Logger
     public let name: String
-    let connect: Connector
+    let connect: NASConnector
     /// One per stream; the first also makes folders and symlinks and writes the manifest.
     let lanes: [ConnectionSlot]
     /// Between polls of an empty queue.
@@ -30,13 +28,20 @@ public final class TransferWorker: Sendable {
     let metrics: AgentMetrics?
     /// Where the run is read: off the cooperative pool, with the root's hang time-out.
     let roots: InstrumentRoots
+    /// What the loop pauses on, and the time stamped on what it records.
+    let clock: AgentClock
+    /// Between heartbeats of a job in progress: well within `ClaimSweeper.staleClaimAge`, after
+    /// which a job without one is taken for abandoned.
+    let heartbeatInterval: Duration
 
     public init(
         name: String, configuration: Configuration, queue: JobQueue, logger: Logger, idleDelay: Duration = .seconds(1),
-        metrics: AgentMetrics? = nil, mayStart: @escaping @Sendable () -> Bool = { true }, connect: Connector? = nil,
-        roots: InstrumentRoots? = nil
+        metrics: AgentMetrics? = nil, mayStart: @escaping @Sendable () -> Bool = { true }, connect: NASConnector? = nil,
+        roots: InstrumentRoots? = nil, clock: AgentClock = .system, heartbeatInterval: Duration = .seconds(10)
     ) {
         self.name = name
+        self.clock = clock
+        self.heartbeatInterval = heartbeatInterval
         self.roots = roots ?? InstrumentRoots(configuration)
         self.metrics = metrics
         self.lanes = (0..<configuration.agent.streams).map { _ in ConnectionSlot() }
@@ -45,14 +50,10 @@ public final class TransferWorker: Sendable {
         self.logger = logger
         self.idleDelay = idleDelay
         self.mayStart = mayStart
-        self.connect = connect ?? TransferWorker.connector(for: configuration)
+        self.connect = connect ?? configuration.nasConnector
     }
 
-    /// Logs in with the configured NAS login: what workers, verifier and reaper use by default.
-    public static func connector(for configuration: Configuration) -> Connector {
-        let login = configuration.sshConfiguration
-        return { try await SFTPConnection.connect(login) }
-    }
+    public var loopName: String { name }
 
     /// Takes and copies jobs until the task is cancelled.
     public func run(heart: Heart = .none) async {
@@ -68,7 +69,7 @@ public final class TransferWorker: Sendable {
             if let job {
                 await process(job, heart: heart)
             } else {
-                try? await Task.sleep(for: idleDelay)
+                try? await clock.sleep(for: idleDelay)
             }
         }
         for lane in lanes { await lane.close() }
@@ -89,7 +90,7 @@ public final class TransferWorker: Sendable {
                 metrics?.addBytesSent(summary.sentBytes)
                 let resent = summary.files - summary.skipped
                 try await queue.transition(
-                    job: id, to: .awaitingVerify, from: .running, claimedBy: name, reason: "transferred",
+                    job: id, to: .awaitingVerify, from: .running, claimedBy: name, reason: .transferred,
                     detail: "\(summary.files) files, \(summary.bytes) bytes; \(summary.sentBytes) bytes sent"
                 ) { job in
                     job.nextAttemptAt = nil
@@ -130,7 +131,7 @@ public final class TransferWorker: Sendable {
     private func handBack(_ job: Job) async {
         do {
             try await queue.transition(
-                job: job.id!, to: .queued, from: .running, claimedBy: name, reason: "agent stopping",
+                job: job.id!, to: .queued, from: .running, claimedBy: name, reason: .agentStopping,
                 detail: "the transfer resumes where it stopped")
             logger.info("transfer.stopped", metadata: ["job": .stringConvertible(job.id!), "run": .string(job.runPath)])
         } catch let error as QueueError where error.code == .illegalTransition {
@@ -145,10 +146,10 @@ public final class TransferWorker: Sendable {
     /// The instrument root does not answer (a hung mount): no fault of the run, so no attempt
     /// is counted; the job waits in the queue and is tried again in 30 s.
     private func waitForRoot(_ job: Job, _ hung: RootAccess.Hung) async {
-        let next = Date().addingTimeInterval(30)
+        let next = clock.now.addingTimeInterval(30)
         do {
             try await queue.transition(
-                job: job.id!, to: .queued, from: .running, claimedBy: name, reason: "instrument root hung",
+                job: job.id!, to: .queued, from: .running, claimedBy: name, reason: .instrumentRootHung,
                 detail: hung.description
             ) { $0.nextAttemptAt = next }
             logger.warning(
@@ -161,7 +162,7 @@ public final class TransferWorker: Sendable {
     }
 
     private func fail(_ job: Job, _ error: Error) async {
-        let failure = Self.classify(error)
+        let failure = JobFailure(classifying: error)
         if let transport = error as? TransportError, transport.code != .noSuchFile {
             for lane in lanes { await lane.close() }  // start the next attempt on fresh connections
         }
@@ -180,45 +181,5 @@ public final class TransferWorker: Sendable {
         } catch {
             logger.error("queue.error", metadata: ["job": .stringConvertible(job.id!), "error": .string("\(error)")])
         }
-    }
-
-    static func classify(_ error: Error) -> JobFailure {
-        switch error {
-        case let transport as TransportError:
-            let message = transport.code == .localNoSuchFile ? "local file vanished: \(transport)" : "\(transport)"
-            return JobFailure(message, isTransient: transport.isTransient)
-        case let local as LocalRunWalker.Problem:
-            return JobFailure(local.message, isTransient: local.isTransient)
-        case let failure as TransferFailure:
-            return JobFailure(failure.message, isTransient: failure.isTransient)
-        default:
-            return JobFailure("\(error)", isTransient: true)
-        }
-    }
-}
-
-/// A failure the worker itself detects (a file that changed while it was sent, say).
-struct TransferFailure: Error, CustomStringConvertible {
-    var message: String
-    var isTransient: Bool
-    var description: String { message }
-}
-
-/// The worker's SSH connection, reused across jobs and replaced when it broke.
-final class ConnectionSlot: Sendable {
-    private let current = LockedValue<SFTPConnection?>(nil)
-
-    /// File bytes moved over the connection now held (0 when none is).
-    var bytesMoved: UInt64 { current.get()?.bytesMoved ?? 0 }
-
-    func get(_ connect: TransferWorker.Connector) async throws -> SFTPConnection {
-        if let existing = current.get(), existing.isUsable { return existing }
-        let fresh = try await connect()
-        if let old = current.swap(fresh) { await old.close() }
-        return fresh
-    }
-
-    func close() async {
-        if let old = current.swap(nil) { await old.close() }
     }
 }

@@ -6,15 +6,19 @@ import Synchronization
 
 /// Proves NAS copies pass after pass: hashes every file of a job on the NAS (by a remote hash
 /// command, or by reading it back over SFTP) and compares with the hashes taken while sending.
-public final class Verifier: Sendable {
+public final class Verifier: AgentLoop {
     /// Read afresh for every pass: `[verify]` may change on SIGHUP.
     var configuration: Configuration { live.current }
     let live: LiveConfiguration
     let queue: JobQueue
     let logger: Logger
-    let connect: TransferWorker.Connector
+    let connect: NASConnector
     /// `agent.streams` connections, hashing different files at once; the first also probes.
     let lanes: [ConnectionSlot]
+    /// What the loop pauses on between looks at the queue.
+    let clock: AgentClock
+    /// Between looks at the queue when no job is due.
+    let tick: Duration
     /// What was found out about the NAS on the current connection (probed once per connection
     /// and hash command).
     private let chosen = LockedValue<
@@ -34,18 +38,22 @@ public final class Verifier: Sendable {
 
     /// `live`, when given, is the agent's shared settings (its `[verify]` may change later).
     public init(
-        configuration: Configuration, queue: JobQueue, logger: Logger, connect: TransferWorker.Connector? = nil,
-        live: LiveConfiguration? = nil
+        configuration: Configuration, queue: JobQueue, logger: Logger, connect: NASConnector? = nil,
+        live: LiveConfiguration? = nil, clock: AgentClock = .system, tick: Duration = .seconds(1)
     ) {
+        self.tick = tick
         self.live = live ?? LiveConfiguration(configuration)
+        self.clock = clock
         self.queue = queue
         self.logger = logger
-        self.connect = connect ?? TransferWorker.connector(for: configuration)
+        self.connect = connect ?? configuration.nasConnector
         self.lanes = (0..<configuration.agent.streams).map { _ in ConnectionSlot() }
     }
 
     /// Verifies due jobs until the task is cancelled.
-    public func run(tick: Duration = .seconds(1), heart: Heart = .none) async {
+    public var loopName: String { "verifier" }
+
+    public func run(heart: Heart = .none) async {
         while !Task.isCancelled {
             heart.beat()
             let due = (try? await queue.dueJobs(in: .awaitingVerify)) ?? []
@@ -53,7 +61,7 @@ public final class Verifier: Sendable {
                 await verify(job, heart: heart)
                 heart.beat()
             }
-            if due.isEmpty { try? await Task.sleep(for: tick) }
+            if due.isEmpty { try? await clock.sleep(for: tick) }
         }
         for lane in lanes { await lane.close() }
     }
@@ -64,7 +72,7 @@ public final class Verifier: Sendable {
         do {
             let manifest = try await queue.manifest(job: id).filter { $0.kind == .file }
             guard let nasPath = job.nasPath else {
-                throw TransferFailure(message: "job \(id) has no NAS path", isTransient: false)
+                throw StageFailure(message: "job \(id) has no NAS path", isTransient: false)
             }
             let found = try await capabilities(for: try await lanes[0].get(connect))
             let method = found.method
@@ -109,7 +117,7 @@ public final class Verifier: Sendable {
     }
 
     private func fail(_ job: Job, _ error: Error) async {
-        let failure = TransferWorker.classify(error)
+        let failure = JobFailure(classifying: error)
         if error is TransportError { for lane in lanes { await lane.close() } }
         guard let updated = try? await queue.recordFailure(job: job.id!, failure, expected: .awaitingVerify) else {
             return  // the job moved on meanwhile: not this verifier's to fail

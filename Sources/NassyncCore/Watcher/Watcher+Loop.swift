@@ -1,13 +1,15 @@
 import Foundation
 import Logging
 
-extension Watcher {
+extension Watcher: AgentLoop {
+    public var loopName: String { "watcher" }
+
     /// Scans until the task is cancelled: a full rescan every `watcher.rescan_interval`, a quick
     /// partial scan when inotify reports a change or a quiet period may have ended.
     ///
     /// The loop ticks every `tick` and does nothing on a tick with nothing to do; the scans
     /// themselves are the only real work.
-    public func run(tick: Duration = .milliseconds(250), heart: Heart = .none) async {
+    public func run(heart: Heart = .none) async {
         var monitor: InotifyMonitor?
         if useInotify {
             monitor = InotifyMonitor()
@@ -62,7 +64,7 @@ extension Watcher {
                 }
             }
             heart.beat()
-            try? await Task.sleep(for: tick)
+            try? await clock.sleep(for: tick)
         }
     }
 }

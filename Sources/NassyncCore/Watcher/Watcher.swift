@@ -40,7 +40,9 @@ public final class Watcher: Sendable {
     let live: LiveConfiguration
     let queue: JobQueue
     let logger: Logger
-    let clock: @Sendable () -> Date
+    let clock: AgentClock
+    /// How often the loop looks whether a scan is due (a scan is the only real work).
+    let tick: Duration
     let useInotify: Bool
     /// Where each root's file system is read: off the cooperative pool, with a hang time-out.
     let roots: InstrumentRoots
@@ -48,9 +50,11 @@ public final class Watcher: Sendable {
 
     public init(
         configuration: Configuration, queue: JobQueue, logger: Logger, useInotify: Bool? = nil,
-        clock: @escaping @Sendable () -> Date = { Date() }, live: LiveConfiguration? = nil, roots: InstrumentRoots? = nil
+        clock: AgentClock = .system, tick: Duration = .milliseconds(250), live: LiveConfiguration? = nil,
+        roots: InstrumentRoots? = nil
     ) {
         self.roots = roots ?? InstrumentRoots(configuration)
+        self.tick = tick
         self.configuration = configuration
         self.live = live ?? LiveConfiguration(configuration)
         self.queue = queue
@@ -274,7 +278,7 @@ public final class Watcher: Sendable {
             let changed: Job
             do {
                 changed = try await queue.requeueChanged(
-                    job: job.id!, expected: job.state, reason: "run changed",
+                    job: job.id!, expected: job.state, reason: .runChanged,
                     detail: "files, sizes or mtimes differ from what was transferred")
             } catch let error as QueueError where error.code == .illegalTransition {
                 return nil  // it moved on since this scan read it; the next scan looks again
@@ -300,7 +304,7 @@ public final class Watcher: Sendable {
                 runPath: observation.runPath, instrument: instrument.id,
                 nasPath: RemotePath.join(configuration.nas.root, instrument.id, relative))
         }
-        let results = try await queue.enqueue(requests, reason: "run finished")
+        let results = try await queue.enqueue(requests, reason: .runFinished)
         var enqueued: [Job] = []
         for (observation, result) in zip(finished, results) {
             var stored = observation
