@@ -32,7 +32,7 @@ struct ConfigurationTests {
         #expect(config.verify.passes == 2)
         #expect(config.verify.interval == .seconds(6 * 3600))
         #expect(config.verify.method == .auto)
-        #expect(config.verify.remoteCommand == ["sha256sum"])
+        #expect(config.verify.remoteCommand == nil, "unset: the verifier picks the fastest hasher")
         #expect(config.cleanup.enabled)
         #expect(config.cleanup.minAge == .seconds(86_400))
         #expect(config.retry.backoff == Configuration.defaultBackoff)

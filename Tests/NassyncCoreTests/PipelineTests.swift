@@ -24,7 +24,7 @@ struct PipelineTests {
 
         init(
             _ label: String, key: String? = nil, method: String = "auto", passes: Int = 2, cleanup: Bool = true,
-            port: Int? = nil, knownHosts: String? = nil, remoteCommand: String = "sha256sum", remoteRoot: String? = nil,
+            port: Int? = nil, knownHosts: String? = nil, remoteCommand: String? = nil, remoteRoot: String? = nil,
             nasExtra: String = ""
         ) throws {
             nas = try TestNAS.require()
@@ -36,10 +36,8 @@ struct PipelineTests {
                 nas: nas.configSection(root: self.remoteRoot, identityFile: key, knownHosts: knownHosts, port: port)
                     + "\n" + nasExtra,
                 logFile: "-", workers: nil,
-                verify: [
-                    "passes = \(passes)", "interval = \"1h\"", "method = \"\(method)\"",
-                    "remote_command = \"\(remoteCommand)\"",
-                ],
+                verify: ["passes = \(passes)", "interval = \"1h\"", "method = \"\(method)\""]
+                    + (remoteCommand.map { ["remote_command = \"\($0)\""] } ?? []),
                 cleanup: ["enabled = \(cleanup)", "min_age = \"1d\""], watcher: [], retry: ["backoff = [\"30s\", \"2m\"]"]
             ).text
             configuration = try Configuration.parse(text, file: folder + "/nassync.toml")

@@ -111,7 +111,7 @@ extension Configuration {
     }
 
     private static func readVerify(_ reader: inout TableReader?) throws -> Verify {
-        var verify = Verify(passes: 2, interval: .seconds(6 * 3600), method: .auto, remoteCommand: ["sha256sum"])
+        var verify = Verify(passes: 2, interval: .seconds(6 * 3600), method: .auto, remoteCommand: nil)
         guard var table = reader else { return verify }
         verify.passes = try table.int("passes", in: 1...100) ?? verify.passes
         verify.interval = try table.duration("interval") ?? verify.interval

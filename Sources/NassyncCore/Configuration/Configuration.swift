@@ -50,8 +50,10 @@ public struct Configuration: Sendable, Equatable {
         public var passes: Int
         public var interval: Duration
         public var method: VerifyMethod
-        /// The hash command as separate words; each is shell-quoted before it is sent.
-        public var remoteCommand: [String]
+        /// The hash command as separate words, each shell-quoted before it is sent; nil (the
+        /// default) lets the verifier pick the fastest SHA-256 hasher the NAS has
+        /// (`HashCommand.candidates`).
+        public var remoteCommand: [String]?
     }
 
     public struct Cleanup: Sendable, Equatable {

@@ -134,15 +134,27 @@ public struct Doctor: Sendable {
 
     private func verifyMethodCheck(_ connection: SFTPConnection, probePath: String, digest: String) async -> DoctorCheck {
         let verify = configuration.verify
-        let commandText = verify.remoteCommand.joined(separator: " ")
+        // As the verifier picks: the configured command, else the fastest hasher that works.
+        let candidates = verify.remoteCommand.map { [$0] } ?? RemoteHashProbe.candidates
+        var commandText = candidates.map { $0.joined(separator: " ") }.joined(separator: ", ")
         var commandResult: RemoteHashProbe.Result = .unusable(reason: "not tried")
         if verify.method != .readBack {
-            do {
-                commandResult = try await RemoteHashProbe.probe(
-                    connection, command: verify.remoteCommand, probePath: probePath, expectedSHA256: digest)
-            } catch {
-                commandResult = .unusable(reason: Self.describe(error))
+            var reasons: [String] = []
+            for candidate in candidates {
+                do {
+                    commandResult = try await RemoteHashProbe.probe(
+                        connection, command: candidate, probePath: probePath, expectedSHA256: digest)
+                } catch {
+                    commandResult = .unusable(reason: Self.describe(error))
+                }
+                if case .unusable(let reason) = commandResult {
+                    reasons.append(reason)
+                    continue
+                }
+                commandText = candidate.joined(separator: " ")
+                break
             }
+            if case .unusable = commandResult { commandResult = .unusable(reason: reasons.joined(separator: "; ")) }
         }
         let readBackWorks = (try? await connection.hashRemoteFile(probePath).sha256) == digest
 

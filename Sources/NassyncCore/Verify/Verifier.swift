@@ -13,6 +13,8 @@ public final class Verifier: AgentLoop {
     let queue: JobQueue
     let logger: Logger
     let connect: NASConnector
+    /// The hash commands tried, fastest first, when `verify.remote_command` is not set.
+    let hashers: [[String]]
     /// `agent.streams` connections, hashing different files at once; the first also probes.
     let lanes: [ConnectionSlot]
     /// What the loop pauses on between looks at the queue.
@@ -22,7 +24,7 @@ public final class Verifier: AgentLoop {
     /// What was found out about the NAS on the current connection (probed once per connection
     /// and hash command).
     private let chosen = LockedValue<
-        (connection: UUID, method: Configuration.VerifyMethod, command: [String], found: Capabilities)?
+        (connection: UUID, method: Configuration.VerifyMethod, command: [String]?, found: Capabilities)?
     >(nil)
     /// The last `verify.method` line logged, so a reconnect to the same NAS does not repeat it.
     private let reported = LockedValue<Capabilities?>(nil)
@@ -30,6 +32,8 @@ public final class Verifier: AgentLoop {
     /// How this NAS can be verified: the method, and whether a pass can read its disk.
     struct Capabilities: Sendable, Equatable {
         var method: Configuration.VerifyMethod
+        /// The hash command run on the NAS (`remote-command`); empty for `read-back`.
+        var command: [String] = []
         /// Cached pages can be dropped before hashing (see `PageCacheDrop`).
         var dropsCache: Bool
         /// Why the method or the cache handling is what it is, for the log.
@@ -39,9 +43,11 @@ public final class Verifier: AgentLoop {
     /// `live`, when given, is the agent's shared settings (its `[verify]` may change later).
     public init(
         configuration: Configuration, queue: JobQueue, logger: Logger, connect: NASConnector? = nil,
-        live: LiveConfiguration? = nil, clock: AgentClock = .system, tick: Duration = .seconds(1)
+        live: LiveConfiguration? = nil, clock: AgentClock = .system, tick: Duration = .seconds(1),
+        hashers: [[String]] = RemoteHashProbe.candidates
     ) {
         self.tick = tick
+        self.hashers = hashers
         self.live = live ?? LiveConfiguration(configuration)
         self.clock = clock
         self.queue = queue
@@ -79,7 +85,8 @@ public final class Verifier: AgentLoop {
             // The first pass follows the transfer, whose bytes the NAS has just written and
             // fsynced; every later pass must find them on its disk.
             let readsDisk = found.dropsCache && job.verifyPasses >= 1
-            let findings = try await hash(manifest, in: nasPath, method: method, dropCache: readsDisk, heart: heart)
+            let findings = try await hash(
+                manifest, in: nasPath, method: method, command: found.command, dropCache: readsDisk, heart: heart)
             let updated = try await queue.recordVerifyPass(
                 job: id, findings: findings, method: method.rawValue + (readsDisk ? " (disk)" : ""),
                 requiredPasses: configuration.verify.passes, interval: configuration.verify.interval)
@@ -162,6 +169,7 @@ public final class Verifier: AgentLoop {
         if reported.swap(found) != found {
             var metadata: Logger.Metadata = [
                 "method": .string(found.method.rawValue),
+                "command": .string(found.command.joined(separator: " ")),
                 "cache": .string(found.dropsCache
                     ? "dropped before every pass after the first (dd iflag=nocache): those passes read the disk"
                     : "not bypassed"),
@@ -172,26 +180,50 @@ public final class Verifier: AgentLoop {
         return found
     }
 
-    /// What the NAS can do, tried on `file` (holding `content`): run the hash command (for
-    /// `auto`; `remote-command` was chosen by the admin), and drop a file's cached pages.
+    /// What the NAS can do, tried on `file` (holding `content`): which hash command gives the
+    /// right SHA-256 (the configured one for `auto`, else the fastest of `hashers`; a command
+    /// configured with `remote-command` was chosen by the admin and is not second-guessed), and
+    /// whether it can drop a file's cached pages.
     private func probe(
         _ sftp: SFTPConnection, file: String, content: [UInt8], method: Configuration.VerifyMethod
     ) async throws -> Capabilities {
-        if method == .auto {
-            let result = try await RemoteHashProbe.probe(
-                sftp, command: configuration.verify.remoteCommand, probePath: file,
-                expectedSHA256: hexString(SHA256.hash(data: content)))
-            if case .unusable(let reason) = result {
-                return Capabilities(method: .readBack, dropsCache: false, reason: reason + "; " + Self.readBackCacheNote)
+        let configured = configuration.verify.remoteCommand
+        var command: [String]
+        if method == .remoteCommand, let configured {
+            command = configured
+        } else {
+            let candidates = configured.map { [$0] } ?? hashers
+            var unusable: [String] = []
+            var works: [String]?
+            for candidate in candidates {
+                let result = try await RemoteHashProbe.probe(
+                    sftp, command: candidate, probePath: file, expectedSHA256: hexString(SHA256.hash(data: content)))
+                if case .unusable(let reason) = result {
+                    unusable.append(reason)
+                    continue
+                }
+                works = candidate
+                break
             }
+            guard let works else {
+                let reason = unusable.joined(separator: "; ")
+                if method == .auto {
+                    return Capabilities(method: .readBack, dropsCache: false, reason: reason + "; " + Self.readBackCacheNote)
+                }
+                throw StageFailure(
+                    message: "verify.method is remote-command, but no hash command works on the NAS: \(reason); "
+                        + "set verify.remote_command, or verify.method = \"read-back\"",
+                    isTransient: true)
+            }
+            command = works
         }
         if let problem = try await PageCacheDrop.probe(sftp, probePath: file) {
             return Capabilities(
-                method: .remoteCommand, dropsCache: false,
+                method: .remoteCommand, command: command, dropsCache: false,
                 reason: problem + "; passes may be answered from the NAS's page cache, and only their spacing "
                     + "defends against a disk that rots under it")
         }
-        return Capabilities(method: .remoteCommand, dropsCache: true, reason: nil)
+        return Capabilities(method: .remoteCommand, command: command, dropsCache: true, reason: nil)
     }
 
     static let readBackCacheNote =
@@ -201,8 +233,8 @@ public final class Verifier: AgentLoop {
     /// Hashes every file on the NAS, spread over the lanes. Names a hash command cannot print
     /// unambiguously are read back.
     func hash(
-        _ files: [ManifestEntry], in nasPath: String, method: Configuration.VerifyMethod, dropCache: Bool = false,
-        heart: Heart = .none
+        _ files: [ManifestEntry], in nasPath: String, method: Configuration.VerifyMethod, command: [String],
+        dropCache: Bool = false, heart: Heart = .none
     ) async throws -> [VerifyFinding] {
         if dropCache {
             // Every file first, the read-back ones too, then the hashing: all of it from the disk.
@@ -242,7 +274,7 @@ public final class Verifier: AgentLoop {
                         if case .command(_, let bytes) = item {
                             heart.beat(busyFor: Self.hashTimeout(bytes: bytes, self.configuration))
                         }
-                        shared.record(try await self.run(item, sftp))
+                        shared.record(try await self.run(item, command: command, sftp))
                         heart.beat()
                     }
                 }
@@ -265,11 +297,11 @@ public final class Verifier: AgentLoop {
     }
 
     /// Remote path → digest for what one piece of work could hash (missing files are absent).
-    private func run(_ item: HashWork, _ sftp: SFTPConnection) async throws -> [PathKey: String] {
+    private func run(_ item: HashWork, command: [String], _ sftp: SFTPConnection) async throws -> [PathKey: String] {
         switch item {
         case .command(let paths, let bytes):
             return try await RemoteHashCommand.hash(
-                paths, command: configuration.verify.remoteCommand, timeout: Self.hashTimeout(bytes: bytes, configuration),
+                paths, command: command, timeout: Self.hashTimeout(bytes: bytes, configuration),
                 sftp)
         case .readBack(let path):
             do {

@@ -1,0 +1,58 @@
+import Foundation
+import Testing
+import TestSupport
+
+@testable import NassyncCore
+
+/// Which hash command the verifier runs on the NAS when `verify.remote_command` is not set: the
+/// fastest that gives the right SHA-256 on a probe file.
+@Suite(.enabled(if: TestNAS.isAvailable, "needs the test NAS (scripts/test-nas start)"), .timeLimit(.minutes(5)))
+struct HasherChoiceTests {
+    typealias Pipeline = PipelineTests.Pipeline
+
+    /// One pass over a fresh run by `verifier`; returns the job after it.
+    func passOnce(_ p: Pipeline, _ verifier: Verifier, seed: UInt64) async throws -> Job {
+        let id = try await p.queueRun("run", files: ["a.bin": pseudoRandomBytes(count: 50_000, seed: seed)])
+        try await p.transfer()
+        for job in try await p.queue.dueJobs(in: .awaitingVerify) { await verifier.verify(job) }
+        return try await p.job(id)
+    }
+
+    @Test("by default the verifier picks OpenSSL, the fastest hasher the NAS has, and says so")
+    func picksOpenSSL() async throws {
+        let p = try Pipeline("hasher-default")
+        let job = try await passOnce(p, p.verifier, seed: 1)
+        #expect(job.verifyPasses == 1, "\(job.lastError ?? "")")
+        let method = try #require(p.log.events("verify.method").first)
+        #expect(method.metadata["method"] == "remote-command")
+        #expect(method.metadata["command"] == "openssl dgst -sha256 -r")
+    }
+
+    @Test("a hasher that is missing or prints another digest is passed over for the next one")
+    func skipsWhatDoesNotWork() async throws {
+        let p = try Pipeline("hasher-fallback")
+        // sha1sum runs, but its digest is not the probe file's SHA-256.
+        let verifier = Verifier(
+            configuration: p.configuration, queue: p.queue, logger: p.log.logger,
+            hashers: [["nassync-no-such-hasher"], ["sha1sum"], ["sha256sum"]])
+        let job = try await passOnce(p, verifier, seed: 2)
+        #expect(job.verifyPasses == 1, "\(job.lastError ?? "")")
+        #expect(p.log.events("verify.method").first?.metadata["command"] == "sha256sum")
+    }
+
+    @Test("no hasher at all: auto reads back, remote-command is a clear transient failure", arguments: ["auto", "remote-command"])
+    func noHasher(method: String) async throws {
+        let p = try Pipeline("hasher-none-\(method)", method: method)
+        let verifier = Verifier(
+            configuration: p.configuration, queue: p.queue, logger: p.log.logger, hashers: [["nassync-no-such-hasher"]])
+        let job = try await passOnce(p, verifier, seed: 3)
+        if method == "auto" {
+            #expect(job.verifyPasses == 1, "\(job.lastError ?? "")")
+            #expect(p.log.events("verify.method").first?.metadata["method"] == "read-back")
+        } else {
+            #expect(job.state == .awaitingVerify && job.verifyPasses == 0 && job.attempts == 1)
+            #expect(job.lastError?.contains("no hash command works on the NAS") == true, "\(job.lastError ?? "")")
+            #expect(job.lastError?.contains("nassync-no-such-hasher") == true, "names what it tried")
+        }
+    }
+}
