@@ -10,6 +10,11 @@ final class LockedValue<Value: Sendable>: Sendable {
 
     func get() -> Value { storage.withLock { $0 } }
 
+    /// Changes the value in place, under the lock.
+    func update(_ change: (inout Value) -> Void) {
+        storage.withLock { change(&$0) }
+    }
+
     /// Stores `value` and returns what was there.
     @discardableResult
     func swap(_ value: Value) -> Value {

@@ -55,4 +55,34 @@ struct HasherChoiceTests {
             #expect(job.lastError?.contains("nassync-no-such-hasher") == true, "names what it tried")
         }
     }
+
+    @Test("a hasher whose lines name no file, or that hangs, is passed over; the one after it verifies")
+    func skipsUnreadableAndHung() async throws {
+        let p = try Pipeline("hasher-odd", nasExtra: "timeout = \"5s\"")
+        let scripts = p.folder + "/hashers"
+        try FileManager.default.createDirectory(atPath: scripts, withIntermediateDirectories: true)
+        // The right digest, but "digest name" with one space: no line the verifier could read.
+        try """
+            #!/bin/sh
+            [ "$1" = "--" ] && shift
+            for f; do echo "$(sha256sum < "$f" | cut -c1-64) $f"; done
+            """.write(toFile: scripts + "/one-space", atomically: true, encoding: .utf8)
+        // Stuck, as a NAS process waiting on a dead disk would be.
+        try "#!/bin/sh\nexec sleep 120\n".write(toFile: scripts + "/stuck", atomically: true, encoding: .utf8)
+        for name in ["one-space", "stuck"] { chmod(scripts + "/" + name, 0o755) }
+        let verifier = Verifier(
+            configuration: p.configuration, queue: p.queue, logger: p.log.logger,
+            hashers: [[scripts + "/one-space"], [scripts + "/stuck"], ["sha256sum"]])
+
+        var job = try await passOnce(p, verifier, seed: 4)
+        #expect(job.verifyPasses == 0 && job.attempts == 1, "the stuck probe ends this attempt: \(job.lastError ?? "")")
+        #expect(job.lastError?.contains("did not finish within") == true, "\(job.lastError ?? "")")
+        p.clock.advance(by: .seconds(31))
+        for due in try await p.queue.dueJobs(in: .awaitingVerify) { await verifier.verify(due) }
+        job = try await p.job(job.id!)
+        #expect(job.verifyPasses == 1, "\(job.lastError ?? "")")
+        let method = try #require(p.log.events("verify.method").first)
+        #expect(method.metadata["command"] == "sha256sum")
+        #expect(method.metadata["reason"] == nil, "disk reads are possible with sha256sum: \(method.metadata)")
+    }
 }

@@ -126,7 +126,8 @@ public struct Doctor: Sendable {
         } catch {
             emit(DoctorCheck(
                 name: "remote root writable", outcome: .failed,
-                detail: "created \(probePath) but cannot remove it: \(Self.describe(error))",
+                detail: "created \(probePath) but cannot remove it: \(Self.describe(error))"
+                    + (connection.isUsable ? "" : " (the connection closed after a hash command timed out)"),
                 fix: "give \(config.nas.user) permission to delete in \(root), then remove the probe file"))
         }
         emit(methodCheck)
@@ -143,8 +144,17 @@ public struct Doctor: Sendable {
             for candidate in candidates {
                 do {
                     commandResult = try await RemoteHashProbe.probe(
-                        connection, command: candidate, probePath: probePath, expectedSHA256: digest)
+                        connection, command: candidate, probePath: probePath, expectedSHA256: digest,
+                        timeout: configuration.nas.operationTimeout)
                 } catch {
+                    guard connection.isUsable else {
+                        // A hash command past its time-out takes the connection with it.
+                        return DoctorCheck(
+                            name: "verify method", outcome: .failed,
+                            detail: "\(candidate.joined(separator: " ")) did not answer: \(Self.describe(error))",
+                            fix: "check the NAS (a process stuck on its disk?), or set verify.remote_command "
+                                + "to a hasher that answers")
+                    }
                     commandResult = .unusable(reason: Self.describe(error))
                 }
                 if case .unusable(let reason) = commandResult {

@@ -19,18 +19,23 @@ public enum RemoteHashProbe {
     }
 
     /// Runs `command -- probePath` on the NAS (every word quoted) and compares its digest.
+    /// Past `timeout` it throws, and the connection is given up with the command.
     public static func probe(
-        _ connection: SFTPConnection, command: [String], probePath: String, expectedSHA256: String
+        _ connection: SFTPConnection, command: [String], probePath: String, expectedSHA256: String, timeout: Duration
     ) async throws -> Result {
         let line = try ShellQuoting.command(command + ["--", probePath])
-        let result = try await connection.run(line, timeout: .seconds(60), outputLimit: 1 << 20)
+        let result = try await connection.run(line, timeout: timeout, outputLimit: 1 << 20)
         let output = (result.stdoutText + result.stderrText).trimmingCharacters(in: .whitespacesAndNewlines)
         guard result.exitStatus == 0 else {
             let status = result.exitStatus.map { "exit status \($0)" } ?? "signal \(result.exitSignal ?? "?")"
             return .unusable(reason: "\(command.joined(separator: " ")) failed (\(status)): \(output.prefix(200))")
         }
-        let digest = result.stdoutText.prefix(64).lowercased()
-        guard digest == expectedSHA256 else {
+        // Read as the verifier reads every later answer: a line in `sha256sum` format naming
+        // the probe file. A hasher whose lines it could not parse would make every file look missing.
+        let printed = result.stdout.split(separator: UInt8(ascii: "\n")).compactMap {
+            Sha256sumFormat.parse(Substring(String(pathBytes: $0)))
+        }
+        guard printed.contains(where: { $0.sha256 == expectedSHA256 && PathKey($0.path) == PathKey(probePath) }) else {
             return .unusable(
                 reason: "\(command.joined(separator: " ")) printed \(output.prefix(100).debugDescription), "
                     + "not the SHA-256 of the probe file")

@@ -26,6 +26,9 @@ public final class Verifier: AgentLoop {
     private let chosen = LockedValue<
         (connection: UUID, method: Configuration.VerifyMethod, command: [String]?, found: Capabilities)?
     >(nil)
+    /// Hash commands whose probe did not answer in time: not tried again by this verifier, so a
+    /// NAS where one hangs is still verified by the next.
+    private let hungHashers = LockedValue<[[String]]>([])
     /// The last `verify.method` line logged, so a reconnect to the same NAS does not repeat it.
     private let reported = LockedValue<Capabilities?>(nil)
 
@@ -188,16 +191,24 @@ public final class Verifier: AgentLoop {
         _ sftp: SFTPConnection, file: String, content: [UInt8], method: Configuration.VerifyMethod
     ) async throws -> Capabilities {
         let configured = configuration.verify.remoteCommand
-        var command: [String]
+        let command: [String]
         if method == .remoteCommand, let configured {
             command = configured
         } else {
             let candidates = configured.map { [$0] } ?? hashers
             var unusable: [String] = []
             var works: [String]?
-            for candidate in candidates {
-                let result = try await RemoteHashProbe.probe(
-                    sftp, command: candidate, probePath: file, expectedSHA256: hexString(SHA256.hash(data: content)))
+            for candidate in candidates where !hungHashers.get().contains(candidate) {
+                let result: RemoteHashProbe.Result
+                do {
+                    result = try await RemoteHashProbe.probe(
+                        sftp, command: candidate, probePath: file, expectedSHA256: hexString(SHA256.hash(data: content)),
+                        timeout: configuration.nas.operationTimeout)
+                } catch let error as TransportError where error.code == .timeout && configured == nil {
+                    // Its session is given up with it: this attempt fails, the next skips it.
+                    hungHashers.update { $0.append(candidate) }
+                    throw error
+                }
                 if case .unusable(let reason) = result {
                     unusable.append(reason)
                     continue
