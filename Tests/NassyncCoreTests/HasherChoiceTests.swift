@@ -58,7 +58,7 @@ struct HasherChoiceTests {
 
     @Test("a hasher whose lines name no file, or that hangs, is passed over; the one after it verifies")
     func skipsUnreadableAndHung() async throws {
-        let p = try Pipeline("hasher-odd", nasExtra: "timeout = \"5s\"")
+        let p = try Pipeline("hasher-odd", nasExtra: "timeout = \"15s\"")  // a loaded machine needs more than 5 s
         let scripts = p.folder + "/hashers"
         try FileManager.default.createDirectory(atPath: scripts, withIntermediateDirectories: true)
         // The right digest, but "digest name" with one space: no line the verifier could read.
