@@ -14,6 +14,7 @@ struct Nassync: AsyncParsableCommand {
         version: nassyncVersion,
         subcommands: [
             RunCommand.self, StatusCommand.self, RetryCommand.self, EnqueueCommand.self, DoctorCommand.self,
+            ServicePathsCommand.self,
         ]
     )
 }

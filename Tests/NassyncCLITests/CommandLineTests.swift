@@ -60,3 +60,40 @@ struct CommandLineTests {
         #expect(result.stderr.contains("/nonexistent/nassync.toml"))
     }
 }
+
+/// `nassync service-paths`: the drop-in that opens the instrument roots to the sandboxed unit.
+struct ServicePathsCommandTests {
+    func config(roots: [String]) throws -> (folder: String, file: String) {
+        let folder = try makeLocalFolder("cli-service-paths")
+        let file = folder + "/nassync.toml"
+        let instruments = roots.enumerated().map { index, root in
+            TestConfig.Instrument(id: "I\(index)", root: root)
+        }
+        try TestConfig(nas: TestConfig.offlineNAS(), instruments: instruments).write(to: file)
+        return (folder, file)
+    }
+
+    @Test("one quoted ReadWritePaths line per root: spaces kept, quotes and backslashes escaped, % doubled")
+    func quotedRoots() throws {
+        let (folder, file) = try config(roots: ["/data/Instrument Data", "/data/odd \"100%\" \\ root"])
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let result = try NassyncBinary.run(["service-paths", "--config", file])
+        #expect(result.status == 0, "\(result.stderr)")
+        let lines = result.stdout.split(separator: "\n").filter { $0.hasPrefix("ReadWritePaths=") }
+        #expect(lines == [
+            #"ReadWritePaths="/data/Instrument Data""#,
+            #"ReadWritePaths="/data/odd \"100%%\" \\ root""#,
+        ])
+        #expect(result.stdout.contains("[Service]"))
+    }
+
+    @Test("a root with a control character is refused, naming the instrument (exit 78)")
+    func controlCharacter() throws {
+        let (folder, file) = try config(roots: ["/data/ok", "/data/bad\troot"])
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let result = try NassyncBinary.run(["service-paths", "--config", file])
+        #expect(result.status == 78)
+        #expect(result.stderr.contains("instrument I1"), "\(result.stderr)")
+        #expect(!result.stdout.contains("ReadWritePaths"), "nothing half-written")
+    }
+}
