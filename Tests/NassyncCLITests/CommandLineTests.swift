@@ -73,7 +73,7 @@ struct ServicePathsCommandTests {
         return (folder, file)
     }
 
-    @Test("one quoted ReadWritePaths line per root: spaces kept, quotes and backslashes escaped, % doubled")
+    @Test("one quoted ReadWritePaths line per root, skipped while missing: spaces kept, quotes and backslashes escaped, % doubled")
     func quotedRoots() throws {
         let (folder, file) = try config(roots: ["/data/Instrument Data", "/data/odd \"100%\" \\ root"])
         defer { try? FileManager.default.removeItem(atPath: folder) }
@@ -81,8 +81,8 @@ struct ServicePathsCommandTests {
         #expect(result.status == 0, "\(result.stderr)")
         let lines = result.stdout.split(separator: "\n").filter { $0.hasPrefix("ReadWritePaths=") }
         #expect(lines == [
-            #"ReadWritePaths="/data/Instrument Data""#,
-            #"ReadWritePaths="/data/odd \"100%%\" \\ root""#,
+            #"ReadWritePaths=-"/data/Instrument Data""#,
+            #"ReadWritePaths=-"/data/odd \"100%%\" \\ root""#,
         ])
         #expect(result.stdout.contains("[Service]"))
     }

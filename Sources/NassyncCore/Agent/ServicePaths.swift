@@ -7,6 +7,8 @@ public enum ServicePaths {
     }
 
     /// The drop-in's text: one `ReadWritePaths=` line per instrument root, quoted for systemd.
+    /// Each is marked `-` (skipped while missing): a root whose mount is not there yet must not
+    /// keep the whole service, and so every other instrument, from starting.
     public static func dropIn(for configuration: Configuration) throws -> String {
         var text = """
             # Written by `nassync service-paths` from the instrument roots in \(configuration.sourceFile).
@@ -15,7 +17,7 @@ public enum ServicePaths {
 
             """
         for instrument in configuration.instruments {
-            text += "ReadWritePaths=\(try quoted(instrument.root, instrument: instrument.id))\n"
+            text += "ReadWritePaths=-\(try quoted(instrument.root, instrument: instrument.id))\n"
         }
         return text
     }
