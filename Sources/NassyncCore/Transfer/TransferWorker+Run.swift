@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import SFTPTransport
 
 #if canImport(Glibc)
@@ -22,6 +23,8 @@ extension TransferWorker {
         var seconds = 0.0
         /// Some files were sent again because a verify pass found them wrong or missing.
         var answeredMismatch = false
+        /// How the run was made durable on the NAS (`NASDurability`).
+        var durable = ""
     }
 
     func transfer(_ job: Job, heart: Heart = .none) async throws -> Outcome {
@@ -74,6 +77,8 @@ extension TransferWorker {
 
         let sftp = try await lanes[0].get(connect)
         let location = (runPath: located.runPath, nasPath: try await claimFolder(job, base: located.nasPath, manifest: manifest, sftp))
+        let durable = try await durability(for: sftp, folder: location.nasPath)
+        let fsyncEachFile = durable != .syncFileSystem
         logger.info(
             "transfer.started",
             metadata: ["job": .stringConvertible(id), "run": .string(job.runPath), "worker": .string(name),
@@ -97,7 +102,9 @@ extension TransferWorker {
             try await withThrowingTaskGroup(of: Void.self) { group in
                 for lane in lanes {
                     group.addTask {
-                        try await self.sendFiles(progress, over: lane, runPath: job.runPath, nasPath: location.nasPath, job: id)
+                        try await self.sendFiles(
+                            progress, over: lane, runPath: job.runPath, nasPath: location.nasPath, job: id,
+                            fsync: fsyncEachFile)
                     }
                 }
                 try await group.waitForAll()
@@ -109,8 +116,17 @@ extension TransferWorker {
         try await queue.recordTransfer(job: id, worker: name, progress.takePending())
         if progress.claimLost { return .lostClaim }
         if progress.stopped || Task.isCancelled { return .stopped }
-        try await writeRemoteManifest(progress.manifest, runFolder: location.nasPath, sftp)
+        try await writeRemoteManifest(progress.manifest, runFolder: location.nasPath, fsync: fsyncEachFile, sftp)
         var summary = progress.summary
+        if durable == .syncFileSystem {
+            // No pass may count before the run is on the NAS's disk: its files, their renames
+            // and the manifest, all in this one flush (and whatever earlier attempts left).
+            let bytes = summary.sentBytes / Int64(Verifier.slowestHashRate)
+            try await NASDurability.sync(
+                location.nasPath, try await lanes[0].get(connect),
+                timeout: configuration.nas.operationTimeout + .seconds(bytes))
+        }
+        summary.durable = durable.description
         summary.answeredMismatch = files.contains { $0.transferState == .resend }
         let elapsed = ContinuousClock.now - start
         summary.seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
@@ -119,7 +135,8 @@ extension TransferWorker {
 
     /// One lane: takes the next file not yet taken and sends it, until none are left.
     private func sendFiles(
-        _ progress: TransferProgress, over lane: ConnectionSlot, runPath: String, nasPath: String, job id: Int64
+        _ progress: TransferProgress, over lane: ConnectionSlot, runPath: String, nasPath: String, job id: Int64,
+        fsync: Bool
     ) async throws {
         while let (index, entry) = progress.takeNextFile() {
             if Task.isCancelled || progress.claimLost {
@@ -128,7 +145,8 @@ extension TransferWorker {
             }
             let sftp = try await lane.get(connect)
             do {
-                let result = try await send(entry, from: runPath + "/" + entry.path, to: RemotePath.join(nasPath, entry.path), sftp)
+                let result = try await send(
+                    entry, from: runPath + "/" + entry.path, to: RemotePath.join(nasPath, entry.path), fsync: fsync, sftp)
                 progress.finished(index, entry, result)
             } catch let error as TransportError where error.code == .cancelled {
                 progress.stopped(at: entry)
@@ -201,7 +219,7 @@ extension TransferWorker {
     /// Sends one file unless the NAS already has it; returns the updated manifest row and the
     /// bytes sent (nil: skipped, already there).
     private func send(
-        _ entry: ManifestEntry, from local: String, to remote: String, _ sftp: SFTPConnection
+        _ entry: ManifestEntry, from local: String, to remote: String, fsync: Bool, _ sftp: SFTPConnection
     ) async throws -> (entry: ManifestEntry, bytesSent: Int64)? {
         if entry.deletedAt != nil {
             // Deleted by a cleanup after it was proven: the NAS copy is all there is.
@@ -218,6 +236,8 @@ extension TransferWorker {
         if entry.transferState == .sent, entry.sha256 != nil,
             let existing = try await sftp.statIfExists(remote), existing.kind == .file, existing.size == UInt64(entry.size)
         {
+            // Sent by an earlier attempt, which may have relied on a `sync -f` it never got to.
+            if fsync { _ = try await sftp.fsync(remote) }
             return nil
         }
         let temporary = RemoteLayout.temporaryPath(for: remote)
@@ -230,7 +250,7 @@ extension TransferWorker {
         {
             offset = partial.size  // resume where the NAS copy ends
         }
-        let result = try await sftp.upload(from: local, to: temporary, resumingAt: offset, fsync: true)
+        let result = try await sftp.upload(from: local, to: temporary, resumingAt: offset, fsync: fsync)
         // Judged on the descriptor that was read, before and after: a file renamed or swapped in
         // under this name, or written to while it was read, is another file than the one listed.
         guard result.size == UInt64(entry.size), let before = result.localBefore, let after = result.localAfter,
@@ -264,7 +284,9 @@ extension TransferWorker {
     }
 
     /// `.nassync/manifest.sha256`, in `sha256sum -c` format, written last and renamed into place.
-    private func writeRemoteManifest(_ manifest: [ManifestEntry], runFolder: String, _ sftp: SFTPConnection) async throws {
+    private func writeRemoteManifest(
+        _ manifest: [ManifestEntry], runFolder: String, fsync: Bool, _ sftp: SFTPConnection
+    ) async throws {
         var text = ""
         for entry in manifest where entry.kind == .file {
             guard let sha256 = entry.sha256 else {
@@ -275,7 +297,23 @@ extension TransferWorker {
         let remote = RemoteLayout.manifestPath(runFolder: runFolder)
         try await sftp.makeDirectories(RemotePath.parent(of: remote))
         let temporary = RemoteLayout.temporaryPath(for: remote)
-        try await sftp.writeFile(text.pathBytes, to: temporary, fsync: true)
+        try await sftp.writeFile(text.pathBytes, to: temporary, fsync: fsync)
         try await sftp.rename(temporary, to: remote)
+    }
+
+    /// How this connection makes runs durable: `sync -f` tried once per connection on the run's
+    /// folder, logged when the way changes.
+    private func durability(for sftp: SFTPConnection, folder: String) async throws -> NASDurability {
+        if let known = durability.get(), known.connection == sftp.id { return known.found }
+        let found = try await NASDurability.probe(sftp, folder: folder, timeout: configuration.nas.operationTimeout)
+        durability.swap((sftp.id, found))
+        if reportedDurability.swap(found) != found {
+            var metadata: Logger.Metadata = ["worker": .string(name), "durable": .string(found.description)]
+            if case .fsyncEachFile(let reason) = found {
+                metadata["reason"] = .string("sync -f does not work on this login: \(reason)")
+            }
+            logger.notice("transfer.durability", metadata: metadata)
+        }
+        return found
     }
 }

@@ -33,6 +33,10 @@ public final class TransferWorker: AgentLoop {
     /// Between heartbeats of a job in progress: well within `ClaimSweeper.staleClaimAge`, after
     /// which a job without one is taken for abandoned.
     let heartbeatInterval: Duration
+    /// How runs are made durable on the NAS, found out once per connection (see `NASDurability`).
+    let durability = LockedValue<(connection: UUID, found: NASDurability)?>(nil)
+    /// The last way logged (`transfer.durability`), so a reconnect does not repeat it.
+    let reportedDurability = LockedValue<NASDurability?>(nil)
 
     public init(
         name: String, configuration: Configuration, queue: JobQueue, logger: Logger, idleDelay: Duration = .seconds(1),
@@ -107,6 +111,7 @@ public final class TransferWorker: AgentLoop {
                                "files": .stringConvertible(summary.files), "bytes": .stringConvertible(summary.bytes),
                                "sent_bytes": .stringConvertible(summary.sentBytes),
                                "skipped": .stringConvertible(summary.skipped),
+                               "durable": .string(summary.durable),
                                "seconds": .stringConvertible((summary.seconds * 1000).rounded() / 1000)])
             case .stopped:
                 await handBack(job)
