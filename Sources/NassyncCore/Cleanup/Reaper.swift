@@ -25,7 +25,7 @@ public final class Reaper: AgentLoop {
     /// `live`, when given, is the agent's shared settings.
     public init(
         configuration: Configuration, queue: JobQueue, logger: Logger, connect: NASConnector? = nil,
-        clock: AgentClock = .system, tick: Duration = .seconds(2), live: LiveConfiguration? = nil,
+        clock: AgentClock = .system, tick: Duration = .milliseconds(500), live: LiveConfiguration? = nil,
         roots: InstrumentRoots? = nil
     ) {
         self.tick = tick

@@ -21,7 +21,8 @@ public final class TransferWorker: AgentLoop {
     let connect: NASConnector
     /// One per stream; the first also makes folders and symlinks and writes the manifest.
     let lanes: [ConnectionSlot]
-    /// Between polls of an empty queue.
+    /// Between polls of an empty queue (a claim that finds nothing writes nothing): how long a
+    /// run queued by the watcher or `nassync enqueue` waits at most for a free worker to see it.
     let idleDelay: Duration
     /// Whether new transfers may start now (the `pause` signal file says no).
     let mayStart: @Sendable () -> Bool
@@ -39,7 +40,7 @@ public final class TransferWorker: AgentLoop {
     let reportedDurability = LockedValue<NASDurability?>(nil)
 
     public init(
-        name: String, configuration: Configuration, queue: JobQueue, logger: Logger, idleDelay: Duration = .seconds(1),
+        name: String, configuration: Configuration, queue: JobQueue, logger: Logger, idleDelay: Duration = .milliseconds(250),
         metrics: AgentMetrics? = nil, mayStart: @escaping @Sendable () -> Bool = { true }, connect: NASConnector? = nil,
         roots: InstrumentRoots? = nil, clock: AgentClock = .system, heartbeatInterval: Duration = .seconds(10)
     ) {

@@ -19,7 +19,8 @@ public final class Verifier: AgentLoop {
     let lanes: [ConnectionSlot]
     /// What the loop pauses on between looks at the queue.
     let clock: AgentClock
-    /// Between looks at the queue when no job is due.
+    /// Between looks at the queue when no job is due: a read of the queue, cheap enough to do
+    /// often, so a run just sent waits for no more than this before its first pass.
     let tick: Duration
     /// What was found out about the NAS on the current connection (probed once per connection
     /// and hash command).
@@ -46,7 +47,7 @@ public final class Verifier: AgentLoop {
     /// `live`, when given, is the agent's shared settings (its `[verify]` may change later).
     public init(
         configuration: Configuration, queue: JobQueue, logger: Logger, connect: NASConnector? = nil,
-        live: LiveConfiguration? = nil, clock: AgentClock = .system, tick: Duration = .seconds(1),
+        live: LiveConfiguration? = nil, clock: AgentClock = .system, tick: Duration = .milliseconds(250),
         hashers: [[String]] = RemoteHashProbe.candidates
     ) {
         self.tick = tick
