@@ -51,4 +51,24 @@ struct DurabilityTests {
         #expect(probed != .syncFileSystem)
         await sftp.close()
     }
+
+    @Test("a NAS folder on a FUSE file system is fsynced file by file: syncfs would not reach its data",
+          .enabled(if: SSHFSMount.isPossible, "needs sshfs and /dev/fuse"))
+    func fuseFolder() async throws {
+        let nas = try TestNAS.require()
+        let sftp = try await SFTPConnection.connect(nas.shellLogin)
+        let local = try makeLocalFolder("durable-fuse")
+        defer { try? FileManager.default.removeItem(atPath: local) }
+        let mount = try SSHFSMount(nas: nas, remoteFolder: try nas.makeRemoteFolder("durable-fuse"), at: local + "/mnt")
+        defer { mount.unmount() }
+        let probed = try await NASDurability.probe(sftp, folder: mount.mountPoint, timeout: .seconds(30))
+        guard case .fsyncEachFile(let reason) = probed else {
+            Issue.record("a FUSE folder was taken for one sync -f can flush")
+            return
+        }
+        #expect(reason.contains("FUSE"), "\(reason)")
+        // Positive control: the folder that holds the mount point, not on FUSE, is synced.
+        #expect(try await NASDurability.probe(sftp, folder: local, timeout: .seconds(30)) == .syncFileSystem)
+        await sftp.close()
+    }
 }

@@ -1,3 +1,4 @@
+import Foundation
 import SFTPTransport
 
 /// How a transfer makes a run's data durable on the NAS before any verify pass may count.
@@ -23,8 +24,16 @@ enum NASDurability: Sendable, Equatable {
     static let confirmation = "nassync-synced"
 
     /// Which way works on this connection: `sync -f` tried on `folder` (already on the NAS).
+    /// Not on a FUSE file system (a user share of Unraid or mergerfs, say): syncfs there is not
+    /// passed on to the daemon that holds the data, so its confirmation would prove nothing.
     static func probe(_ sftp: SFTPConnection, folder: String, timeout: Duration) async throws -> NASDurability {
         do {
+            let kind = try await sftp.run(
+                try ShellQuoting.command(["stat", "-f", "-c", "%T", "--", folder]), timeout: timeout, outputLimit: 4096)
+            let type = kind.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines)
+            if kind.exitStatus == 0, type.hasPrefix("fuse") {
+                return .fsyncEachFile(reason: "\(folder) is on a FUSE file system (\(type)), whose data syncfs does not reach")
+            }
             try await sync(folder, sftp, timeout: timeout)
             return .syncFileSystem
         } catch let error as TransportError where error.code == .timeout || error.code == .cancelled

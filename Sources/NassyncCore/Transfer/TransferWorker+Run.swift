@@ -79,6 +79,11 @@ extension TransferWorker {
         let location = (runPath: located.runPath, nasPath: try await claimFolder(job, base: located.nasPath, manifest: manifest, sftp))
         let durable = try await durability(for: sftp, folder: location.nasPath)
         let fsyncEachFile = durable != .syncFileSystem
+        // A file an earlier attempt sent, and this one finds on the NAS, was made durable if that
+        // attempt was completed (`transferred`: synced or fsynced). One cut off before its
+        // `sync -f` may have left it in the NAS's cache: fsynced now, where there is no sync.
+        let completedBefore = try await queue.events(job: id).contains { $0.reason == EventReason.transferred.rawValue }
+        let fsyncSkipped = fsyncEachFile && !completedBefore
         logger.info(
             "transfer.started",
             metadata: ["job": .stringConvertible(id), "run": .string(job.runPath), "worker": .string(name),
@@ -104,7 +109,7 @@ extension TransferWorker {
                     group.addTask {
                         try await self.sendFiles(
                             progress, over: lane, runPath: job.runPath, nasPath: location.nasPath, job: id,
-                            fsync: fsyncEachFile)
+                            fsync: fsyncEachFile, fsyncSkipped: fsyncSkipped)
                     }
                 }
                 try await group.waitForAll()
@@ -121,10 +126,10 @@ extension TransferWorker {
         if durable == .syncFileSystem {
             // No pass may count before the run is on the NAS's disk: its files, their renames
             // and the manifest, all in this one flush (and whatever earlier attempts left).
-            let bytes = summary.sentBytes / Int64(Verifier.slowestHashRate)
-            try await NASDurability.sync(
-                location.nasPath, try await lanes[0].get(connect),
-                timeout: configuration.nas.operationTimeout + .seconds(bytes))
+            // As long as hashing the run might take: the disk writes all of it at worst.
+            let timeout = Verifier.hashTimeout(bytes: summary.bytes, configuration)
+            heart.beat(busyFor: timeout)
+            try await NASDurability.sync(location.nasPath, try await lanes[0].get(connect), timeout: timeout)
         }
         summary.durable = durable.description
         summary.answeredMismatch = files.contains { $0.transferState == .resend }
@@ -136,7 +141,7 @@ extension TransferWorker {
     /// One lane: takes the next file not yet taken and sends it, until none are left.
     private func sendFiles(
         _ progress: TransferProgress, over lane: ConnectionSlot, runPath: String, nasPath: String, job id: Int64,
-        fsync: Bool
+        fsync: Bool, fsyncSkipped: Bool
     ) async throws {
         while let (index, entry) = progress.takeNextFile() {
             if Task.isCancelled || progress.claimLost {
@@ -146,7 +151,8 @@ extension TransferWorker {
             let sftp = try await lane.get(connect)
             do {
                 let result = try await send(
-                    entry, from: runPath + "/" + entry.path, to: RemotePath.join(nasPath, entry.path), fsync: fsync, sftp)
+                    entry, from: runPath + "/" + entry.path, to: RemotePath.join(nasPath, entry.path), fsync: fsync,
+                    fsyncSkipped: fsyncSkipped, sftp)
                 progress.finished(index, entry, result)
             } catch let error as TransportError where error.code == .cancelled {
                 progress.stopped(at: entry)
@@ -219,7 +225,8 @@ extension TransferWorker {
     /// Sends one file unless the NAS already has it; returns the updated manifest row and the
     /// bytes sent (nil: skipped, already there).
     private func send(
-        _ entry: ManifestEntry, from local: String, to remote: String, fsync: Bool, _ sftp: SFTPConnection
+        _ entry: ManifestEntry, from local: String, to remote: String, fsync: Bool, fsyncSkipped: Bool,
+        _ sftp: SFTPConnection
     ) async throws -> (entry: ManifestEntry, bytesSent: Int64)? {
         if entry.deletedAt != nil {
             // Deleted by a cleanup after it was proven: the NAS copy is all there is.
@@ -236,8 +243,7 @@ extension TransferWorker {
         if entry.transferState == .sent, entry.sha256 != nil,
             let existing = try await sftp.statIfExists(remote), existing.kind == .file, existing.size == UInt64(entry.size)
         {
-            // Sent by an earlier attempt, which may have relied on a `sync -f` it never got to.
-            if fsync { _ = try await sftp.fsync(remote) }
+            if fsyncSkipped { _ = try await sftp.fsync(remote) }
             return nil
         }
         let temporary = RemoteLayout.temporaryPath(for: remote)
@@ -307,7 +313,8 @@ extension TransferWorker {
         if let known = durability.get(), known.connection == sftp.id { return known.found }
         let found = try await NASDurability.probe(sftp, folder: folder, timeout: configuration.nas.operationTimeout)
         durability.swap((sftp.id, found))
-        if reportedDurability.swap(found) != found {
+        // Once per way: the reason names the folder tried, which differs from run to run.
+        if reportedDurability.swap(found)?.description != found.description {
             var metadata: Logger.Metadata = ["worker": .string(name), "durable": .string(found.description)]
             if case .fsyncEachFile(let reason) = found {
                 metadata["reason"] = .string("sync -f does not work on this login: \(reason)")

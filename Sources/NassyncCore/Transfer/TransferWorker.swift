@@ -9,8 +9,9 @@ import Glibc
 /// Copies queued runs to the NAS, one job at a time, over `agent.streams` SSH connections of
 /// its own that send different files at once.
 ///
-/// Each file goes to a temporary name, is hashed from the very bytes sent, fsynced and renamed
-/// into place; `.nassync/manifest.sha256` is written last. A file cut off by a crash resumes
+/// Each file goes to a temporary name, is hashed from the very bytes sent and renamed into
+/// place; `.nassync/manifest.sha256` is written last, and the run is made durable on the NAS
+/// (see `NASDurability`) before its job may be verified. A file cut off by a crash resumes
 /// where the NAS copy ends. Connections are kept across files and jobs and replaced after a
 /// failure.
 public final class TransferWorker: AgentLoop {

@@ -6,8 +6,8 @@ import SFTPTransport
 /// comes out right while the blocks on disk are wrong, and a pass made that way proves nothing
 /// about the disk. GNU dd asks the kernel to drop a file's clean cached pages
 /// (`iflag=nocache count=0`: posix_fadvise DONTNEED on the whole file), with no root needed, so
-/// the hash that follows reads the disk. Our files are fsynced before they are renamed into
-/// place, so every page of them is clean and can be dropped.
+/// the hash that follows reads the disk. Our runs are flushed to the NAS's disk (`sync -f`, or
+/// an fsync per file) before a pass counts, so every page of them is clean and can be dropped.
 enum PageCacheDrop {
     /// Drops the cache of every existing file named; a file that is gone is left to the hash
     /// command to report. Exits 3 if dd refuses a file that is there: then nothing may claim

@@ -87,7 +87,7 @@ public final class Verifier: AgentLoop {
             let found = try await capabilities(for: try await lanes[0].get(connect))
             let method = found.method
             // The first pass follows the transfer, whose bytes the NAS has just written and
-            // fsynced; every later pass must find them on its disk.
+            // flushed to its disk; every later pass must find them there.
             let readsDisk = found.dropsCache && job.verifyPasses >= 1
             let findings = try await hash(
                 manifest, in: nasPath, method: method, command: found.command, dropCache: readsDisk, heart: heart)
