@@ -163,7 +163,7 @@ struct JobQueueTests {
             }
         }  // the agent dies: the queue is dropped without any shutdown step
         clock.advance(by: .seconds(60))
-        let queue = try JobQueue(stateDirectory: folder, access: .agent, clock: clock.function)
+        let queue = try await JobQueue.reopened(folder, clock: clock.function)
         let summary = try await queue.replayAfterRestart()
         #expect(summary == .init(requeued: [ids[0]], reverify: [ids[2]]))
 
