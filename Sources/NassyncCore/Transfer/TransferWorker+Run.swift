@@ -82,8 +82,10 @@ extension TransferWorker {
         // A file an earlier attempt sent, and this one finds on the NAS, was made durable if that
         // attempt was completed (`transferred`: synced or fsynced). One cut off before its
         // `sync -f` may have left it in the NAS's cache: fsynced now, where there is no sync.
-        let completedBefore = try await queue.events(job: id).contains { $0.reason == EventReason.transferred.rawValue }
-        let fsyncSkipped = fsyncEachFile && !completedBefore
+        // (The audit trail is read only then: with `sync -f`, nothing needs it.)
+        let fsyncSkipped = fsyncEachFile
+            ? try await !queue.events(job: id).contains { $0.reason == EventReason.transferred.rawValue }
+            : false
         logger.info(
             "transfer.started",
             metadata: ["job": .stringConvertible(id), "run": .string(job.runPath), "worker": .string(name),
