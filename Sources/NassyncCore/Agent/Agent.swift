@@ -68,10 +68,10 @@ public final class Agent: Sendable {
 
     /// The agent's stages, each a loop of its own.
     func stages(_ live: LiveConfiguration) async -> [any AgentLoop] {
-        let inbox = ControlInbox(configuration: configuration, queue: queue, logger: logger, clock: clock)
-        await inbox.check()  // a `pause` already there holds the very first transfer
         // One gate per instrument root, so that work stuck on a hung mount keeps every stage off it.
         let roots = InstrumentRoots(configuration)
+        let inbox = ControlInbox(configuration: configuration, queue: queue, logger: logger, clock: clock, roots: roots)
+        await inbox.check()  // a `pause` already there holds the very first transfer
         var loops: [any AgentLoop] = [
             Watcher(configuration: configuration, queue: queue, logger: logger, clock: clock, live: live, roots: roots),
             inbox,

@@ -134,8 +134,7 @@ public final class Reaper: AgentLoop {
         do {
             // The job and its manifest as one picture, and only if it is still eligible: the list
             // it came from may be stale.
-            guard let (current, manifest) = try await queue.cleanupCandidate(
-                job: id, requiredPasses: configuration.verify.passes)
+            guard let current = try await queue.cleanupCandidate(job: id, requiredPasses: configuration.verify.passes)
             else { return }
             job = current
             guard let instrument = configuration.instruments.first(where: { $0.id == current.instrument }) else {
@@ -144,10 +143,12 @@ public final class Reaper: AgentLoop {
             }
             let root = roots.access(instrument)
             // The run may be on a mount that hangs: every local step runs on the root's own thread.
-            let local = try await root.run { [self, configuration] progress -> LocalState in
+            let local = try await root.run { [queue, configuration] progress -> LocalState in
                 if Self.isGone(current.runPath) { return .gone }
                 let location = try RunLocation.locate(current.runPath, in: configuration, workingDirectory: "/")
-                if let reason = try localDifference(current, manifest, location, progress) { return .changed(reason) }
+                let ignore = IgnoreRules(location.instrument.ignore)
+                let check = try ProvenRunCheck.compare(job: current, queue: queue, ignore: ignore, progress: progress)
+                if let reason = check.difference { return .changed(reason) }
                 return .unchanged(location)
             }
             let location: RunLocation
@@ -161,7 +162,7 @@ public final class Reaper: AgentLoop {
             case .unchanged(let unchanged):
                 location = unchanged
             }
-            let missing = try await remoteMissing(job, manifest)
+            let missing = try await remoteMissing(job)
             if !missing.isEmpty {
                 try await requeue(job, reason: "missing on the NAS: " + missing.prefix(10).joined(separator: ", "))
                 return
@@ -170,11 +171,13 @@ public final class Reaper: AgentLoop {
             // not cancelled with this one, and the wait goes through hangs): what it deleted is
             // always recorded.
             let deletion = try await Task {
-                try await root.run(waitThroughHangs: true) { progress in try Self.delete(manifest, at: location, progress) }
+                try await root.run(waitThroughHangs: true) { [queue] progress in
+                    try Self.delete(job: current, queue: queue, at: location, progress)
+                }
             }.value
-            let (files, bytes, deleted) = (deletion.files, deletion.bytes, deletion.deleted)
+            let (files, bytes) = (deletion.files, deletion.bytes)
             if let refusal = deletion.stoppedBy {
-                await stoppedHalfway(job, deleted: deleted, bytes: bytes, refusal)
+                await stoppedHalfway(job, deletion, refusal)
                 return
             }
             let runFolderGone = deletion.runFolderGone
@@ -218,39 +221,57 @@ public final class Reaper: AgentLoop {
     private struct Deletion: Sendable {
         var files = 0
         var bytes: Int64 = 0
-        var deleted: [String] = []
-        /// Why it stopped after deleting `deleted` (nil: it did not stop).
+        /// The first files deleted, for the log; all of them are marked in the manifest.
+        var firstDeleted: [String] = []
+        /// Deleted, and not yet marked in the manifest.
+        var unmarked: [String] = []
+        /// Why it stopped after deleting `files` (nil: it did not stop).
         var stoppedBy: SafeDeleter.Refusal?
         var runFolderGone = false
+
+        mutating func deleted(_ path: String, bytes size: Int64) {
+            files += 1
+            bytes += size
+            if firstDeleted.count < 10 { firstDeleted.append(path) }
+            unmarked.append(path)
+        }
     }
 
-    /// Deletes the run's proven files and the folders they leave empty. Throws a refusal when
-    /// nothing was deleted; one that comes after some deletions is returned with them.
+    /// Deletes the run's proven files and the folders they leave empty, going through the
+    /// manifest a page at a time. Throws a refusal when nothing was deleted; one that comes
+    /// after some deletions is returned with them.
     private static func delete(
-        _ manifest: [ManifestEntry], at location: RunLocation, _ progress: RootAccess.Progress
+        job: Job, queue: JobQueue, at location: RunLocation, _ progress: RootAccess.Progress
     ) throws -> Deletion {
+        let id = job.id!
         let deleter = try SafeDeleter(root: location.instrument.root, relativeRun: location.relativePath)
         // Everything is checked before anything is deleted, so a run that changed anywhere is
         // left whole; each file is checked once more as it is deleted.
-        try deleter.checkAll(manifest, progress: progress)
+        try queue.forEachManifestPageBlocking(job: id, kinds: [.file, .symlink]) { page in
+            try deleter.checkAll(page, progress: progress)
+        }
         var deletion = Deletion()
         do {
-            for entry in manifest where entry.kind != .directory && entry.deletedAt == nil {
-                defer { progress.tick() }
-                if case .deleted(let size) = try deleter.delete(entry) {
-                    deletion.files += 1
-                    deletion.bytes += size
-                    deletion.deleted.append(entry.path)
+            try queue.forEachManifestPageBlocking(job: id, kinds: [.file, .symlink]) { page in
+                for entry in page where entry.deletedAt == nil {
+                    defer { progress.tick() }
+                    if case .deleted(let size) = try deleter.delete(entry) { deletion.deleted(entry.path, bytes: size) }
                 }
+                // What is gone locally is marked as it goes: a crash must not make it forgotten.
+                try queue.markDeletedBlocking(job: id, paths: deletion.unmarked)
+                deletion.unmarked.removeAll()
             }
-        } catch let refusal as SafeDeleter.Refusal where !deletion.deleted.isEmpty {
+        } catch let refusal as SafeDeleter.Refusal where deletion.files > 0 {
             deletion.stoppedBy = refusal
             return deletion
         }
-        deleter.removeLeftovers(manifest)
+        try queue.forEachManifestPageBlocking(job: id, kinds: [.directory]) { page in
+            try deleter.removeLeftovers(in: page.map(\.path)) { try queue.manifestEntriesBlocking(job: id, inode: $0) }
+        }
+        try deleter.removeLeftovers(in: [""]) { try queue.manifestEntriesBlocking(job: id, inode: $0) }
         // Deepest folders first, so parents can empty out; a folder with anything left stays.
-        for entry in manifest.reversed() where entry.kind == .directory {
-            deleter.removeIfEmpty(entry.path)
+        try queue.forEachManifestPageBlocking(job: id, kinds: [.directory], descending: true) { page in
+            for entry in page { deleter.removeIfEmpty(entry.path) }
         }
         deletion.runFolderGone = deleter.removeRunFolderIfEmpty()
         return deletion
@@ -259,29 +280,29 @@ public final class Reaper: AgentLoop {
     /// Something changed a file in the instant between the check of the whole run and its own
     /// deletion. What was deleted is proven on the NAS; the job fails for an admin, and the files
     /// deleted stay in its manifest and in the audit trail, so nothing is forgotten.
-    private func stoppedHalfway(_ job: Job, deleted: [String], bytes: Int64, _ refusal: SafeDeleter.Refusal) async {
-        let names = deleted.prefix(10).joined(separator: ", ") + (deleted.count > 10 ? ", …" : "")
+    private func stoppedHalfway(_ job: Job, _ deletion: Deletion, _ refusal: SafeDeleter.Refusal) async {
+        let names = deletion.firstDeleted.joined(separator: ", ") + (deletion.files > deletion.firstDeleted.count ? ", …" : "")
         let failure = JobFailure(
-            "cleanup stopped after deleting \(deleted.count) files (\(bytes) bytes: \(names)), all proven on the NAS: "
-                + "\(refusal.message); the rest of the run is kept",
+            "cleanup stopped after deleting \(deletion.files) files (\(deletion.bytes) bytes: \(names)), all proven on "
+                + "the NAS: \(refusal.message); the rest of the run is kept",
             isTransient: false)
         let updated: Job
         do {
-            updated = try await queue.recordPartialCleanup(job: job.id!, deleted: deleted, failure)
+            updated = try await queue.recordPartialCleanup(job: job.id!, deleted: deletion.unmarked, failure)
         } catch {
             // The queue could not take it (disk full, say): the log is then the only record of
-            // what is gone locally, so every deleted name goes there.
+            // what is gone locally and not yet marked, so those names go there.
             logger.error(
                 "cleanup.failed",
                 metadata: ["job": .stringConvertible(job.id!), "run": .string(job.runPath),
                            "error": .string("\(failure.message); and the queue could not record it: \(error)"),
-                           "deleted": .array(deleted.map { .string($0) })])
+                           "deleted": .array(deletion.unmarked.map { .string($0) })])
             return
         }
         var metadata = updated.failureMetadata
         metadata["state"] = .string(updated.state.rawValue)
-        metadata["deleted_files"] = .stringConvertible(deleted.count)
-        metadata["deleted_bytes"] = .stringConvertible(bytes)
+        metadata["deleted_files"] = .stringConvertible(deletion.files)
+        metadata["deleted_bytes"] = .stringConvertible(deletion.bytes)
         logger.warning("cleanup.failed", metadata: metadata)
         logger.error("job.failed", metadata: updated.failureMetadata)
     }
@@ -293,29 +314,6 @@ public final class Reaper: AgentLoop {
         let metadata = updated.failureMetadata
         logger.warning("cleanup.failed", metadata: metadata.merging(["state": .string(updated.state.rawValue)]) { $1 })
         if updated.state == .failed { logger.error("job.failed", metadata: metadata) }
-    }
-
-    /// Why the local run is no longer what was proven, or nil if it is exactly that.
-    private func localDifference(
-        _ job: Job, _ manifest: [ManifestEntry], _ location: RunLocation, _ progress: RootAccess.Progress? = nil
-    ) throws -> String? {
-        let ignore = IgnoreRules(location.instrument.ignore)
-        let now: [ManifestEntry]
-        do {
-            now = try LocalRunWalker.manifest(runPath: job.runPath, ignore: ignore, progress: progress)
-        } catch let problem as LocalRunWalker.Problem {
-            return problem.message
-        }
-        // By the name's bytes: NFC and NFD spellings of a name are two files.
-        let proven = Dictionary(manifest.map { (Array($0.path.utf8), $0) }, uniquingKeysWith: { first, _ in first })
-        for entry in now {
-            guard let before = proven[Array(entry.path.utf8)] else {
-                return "a file not in the manifest appeared: \(entry.path)"
-            }
-            if entry.kind == .directory { continue }  // a folder's mtime moves with its contents
-            if !entry.isSameLocalFile(as: before) { return "changed since it was hashed: \(entry.path)" }
-        }
-        return nil
     }
 
     private static func isGone(_ path: String) -> Bool {
@@ -336,23 +334,25 @@ public final class Reaper: AgentLoop {
     }
 
     /// Manifest files and symlinks that the NAS no longer has (or has at another size, or
-    /// pointing elsewhere).
-    private func remoteMissing(_ job: Job, _ manifest: [ManifestEntry]) async throws -> [String] {
+    /// pointing elsewhere): the first ten found, which is enough to refuse.
+    private func remoteMissing(_ job: Job) async throws -> [String] {
         guard let nasPath = job.nasPath else { return ["(no NAS path recorded)"] }
         let sftp = try await connection.get(connect)
         var missing: [String] = []
-        for entry in manifest where entry.kind != .directory {
-            let info = try await sftp.statIfExists(RemotePath.join(nasPath, entry.path))
-            switch entry.kind {
-            case .file where info?.kind != .file || info?.size != UInt64(entry.size): missing.append(entry.path)
-            case .symlink:
-                guard info?.kind == .symlink else {
-                    missing.append(entry.path)
-                    continue
+        try await queue.forEachManifestPage(job: job.id!, kinds: [.file, .symlink]) { page in
+            for entry in page where missing.count < 10 {
+                let info = try await sftp.statIfExists(RemotePath.join(nasPath, entry.path))
+                switch entry.kind {
+                case .file where info?.kind != .file || info?.size != UInt64(entry.size): missing.append(entry.path)
+                case .symlink:
+                    guard info?.kind == .symlink else {
+                        missing.append(entry.path)
+                        continue
+                    }
+                    let target = try? await sftp.readSymlink(RemotePath.join(nasPath, entry.path))
+                    if target != entry.linkTarget { missing.append(entry.path) }
+                default: break
                 }
-                let target = try? await sftp.readSymlink(RemotePath.join(nasPath, entry.path))
-                if target != entry.linkTarget { missing.append(entry.path) }
-            default: break
             }
         }
         return missing

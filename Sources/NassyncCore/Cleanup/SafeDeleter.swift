@@ -168,14 +168,14 @@ final class SafeDeleter {
         name.starts(with: quarantinePrefix.utf8)
     }
 
-    /// Unlinks what a cleanup cut off between its rename and its unlink left behind: a file
-    /// under a quarantine name that is still exactly a manifest entry whose own name is gone
-    /// (that entry was checked before the rename). Anything else under such a name stays.
-    /// Returns how many were removed.
+    /// Unlinks what a cleanup cut off between its rename and its unlink left behind in
+    /// `folders` (relative to the run; "" is the run folder): a file under a quarantine name
+    /// that is still exactly a manifest entry of that folder whose own name is gone (that entry
+    /// was checked before the rename). Anything else under such a name stays. `entries(inode)`
+    /// gives the manifest's files and symlinks that had that inode. Returns how many were removed.
     @discardableResult
-    func removeLeftovers(_ manifest: [ManifestEntry]) -> Int {
+    func removeLeftovers(in folders: [String], entries: (UInt64) throws -> [ManifestEntry]) rethrows -> Int {
         var removed = 0
-        let folders = [""] + manifest.filter { $0.kind == .directory }.map(\.path)
         for folder in folders {
             let fd: Int32
             if folder.isEmpty {
@@ -187,13 +187,11 @@ final class SafeDeleter {
             }
             guard fd >= 0 else { continue }
             defer { close(fd) }
-            let candidates = manifest.filter { entry in
-                entry.kind != .directory && RemotePath.parent(of: "/" + entry.path).isSamePath(as: "/" + folder)
-            }
             for leftover in Self.quarantineNames(in: fd) {
                 var info = stat()
                 guard fstatat(fd, leftover, &info, AT_SYMLINK_NOFOLLOW) == 0 else { continue }
-                let owner = candidates.first { entry in
+                let owner = try entries(UInt64(info.st_ino)).first { entry in
+                    guard RemotePath.parent(of: "/" + entry.path).isSamePath(as: "/" + folder) else { return false }
                     var own = stat()
                     let name = RemotePath.name(of: entry.path).pathCString
                     return entry.isStill(info, ignoringChangeTime: true)

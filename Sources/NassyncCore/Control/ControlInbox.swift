@@ -18,6 +18,8 @@ public final class ControlInbox: AgentLoop {
     let configuration: Configuration
     let logger: Logger
     let clock: AgentClock
+    /// Where a retried run is read: off the cooperative pool, with the root's hang time-out.
+    let roots: InstrumentRoots
     /// Between looks at the folder: "within a few seconds", as operators are promised.
     let tick: Duration
     private let paused = LockedValue(false)
@@ -25,9 +27,12 @@ public final class ControlInbox: AgentLoop {
     /// Signal files the agent could not remove or rename: not acted on again.
     private let stuck = Mutex<Set<[UInt8]>>([])
 
-    public init(configuration: Configuration, queue: JobQueue, logger: Logger, clock: AgentClock = .system, tick: Duration = .seconds(1)
+    public init(
+        configuration: Configuration, queue: JobQueue, logger: Logger, clock: AgentClock = .system,
+        tick: Duration = .seconds(1), roots: InstrumentRoots? = nil
     ) {
         self.tick = tick
+        self.roots = roots ?? InstrumentRoots(configuration)
         self.configuration = configuration
         self.clock = clock
         self.directory = Agent.controlDirectory(configuration)
@@ -182,15 +187,16 @@ public final class ControlInbox: AgentLoop {
     /// still as it was hashed: nothing changed, nothing added, nothing gone.
     private func localFilesUnchanged(_ job: Job) async throws -> Bool {
         guard job.verifyPasses > 0,
-            let instrument = configuration.instruments.first(where: { $0.id == job.instrument }),
-            let now = try? LocalRunWalker.manifest(runPath: job.runPath, ignore: IgnoreRules(instrument.ignore))
+            let instrument = configuration.instruments.first(where: { $0.id == job.instrument })
         else { return false }
-        let manifest = try await queue.manifest(job: job.id!)
-        let proven = Dictionary(manifest.map { (Array($0.path.utf8), $0) }, uniquingKeysWith: { first, _ in first })
-        guard !manifest.isEmpty, now.count == manifest.count else { return false }
-        return now.allSatisfy { entry in
-            guard let before = proven[Array(entry.path.utf8)], before.kind == entry.kind else { return false }
-            return entry.kind == .directory || entry.isSameLocalFile(as: before)
-        }
+        // On the root's own thread: the run may be on a mount that hangs. A root that does not
+        // answer keeps no passes.
+        let queue = queue
+        return (try? await roots.access(instrument).run { progress in
+            let expected = try queue.manifestCountBlocking(job: job.id!)
+            let check = try ProvenRunCheck.compare(
+                job: job, queue: queue, ignore: IgnoreRules(instrument.ignore), progress: progress)
+            return expected > 0 && check.difference == nil && check.walked == expected
+        }) ?? false
     }
 }

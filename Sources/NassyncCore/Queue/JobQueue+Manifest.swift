@@ -2,83 +2,34 @@ import Foundation
 import GRDB
 
 extension JobQueue {
-    /// Replaces a job's manifest with what the run holds now, keeping what is known about files
-    /// that did not change (their hash and transfer state, so a resumed job does not start over).
-    /// Updates the job's totals, and the signature the watcher compares later changes with.
-    @discardableResult
-    public func replaceManifest(job id: Int64, entries: [ManifestEntry], runSignature: RunSignature?) async throws -> Job {
-        let now = self.now()
-        return try await write { db in
-            var job = try Self.fetchJob(db, id)
-            let old = try Self.manifest(db, job: id)
-            // Keyed by the name's bytes: NFC and NFD spellings are two files, not one.
-            let oldByPath = Dictionary(old.map { (Array($0.path.utf8), $0) }, uniquingKeysWith: { first, _ in first })
-            try db.execute(sql: "DELETE FROM files WHERE job_id = ?", arguments: [id])
-            let insert = try db.cachedStatement(
-                sql: """
-                    INSERT INTO files (job_id, path, kind, size, mtime_ns, ctime_ns, inode, device, link_target,
-                        sha256, hashed_at, transfer_state, sent_bytes)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                    """)
-            for var entry in entries {
-                if let previous = oldByPath[Array(entry.path.utf8)], previous.isSameLocalFile(as: entry) {
-                    entry.sha256 = previous.sha256
-                    entry.hashedAt = previous.hashedAt
-                    entry.transferState = previous.transferState
-                    entry.sentBytes = previous.sentBytes
-                }
-                try insert.execute(arguments: [
-                    id, entry.path, entry.kind.rawValue, entry.size, entry.mtimeNanoseconds, entry.ctimeNanoseconds,
-                    Int64(bitPattern: entry.inode), Int64(bitPattern: entry.device), entry.linkTarget, entry.sha256,
-                    entry.hashedAt, entry.transferState.rawValue, entry.sentBytes,
-                ])
-            }
-            // What a cleanup cut off halfway deleted stays listed: it is proven on the NAS, and the
-            // NAS manifest and the audit trail must not forget it because the run no longer has it.
-            let present = Set(entries.map { PathKey($0.path) })
-            var kept = entries
-            for entry in old where entry.deletedAt != nil && !present.contains(PathKey(entry.path)) {
-                try insert.execute(arguments: [
-                    id, entry.path, entry.kind.rawValue, entry.size, entry.mtimeNanoseconds, entry.ctimeNanoseconds,
-                    Int64(bitPattern: entry.inode), Int64(bitPattern: entry.device), entry.linkTarget, entry.sha256,
-                    entry.hashedAt, entry.transferState.rawValue, entry.sentBytes,
-                ])
-                try db.execute(
-                    sql: "UPDATE files SET deleted_at = ? WHERE job_id = ? AND path = ?",
-                    arguments: [entry.deletedAt, id, entry.path])
-                kept.append(entry)
-            }
-            let files = kept.filter { $0.kind == .file }
-            job.files = files.count
-            job.bytes = files.reduce(0) { $0 + $1.size }
-            job.updatedAt = now
-            try Self.updateJob(db, job)
-            if let runSignature {
-                try db.execute(
-                    sql: """
-                        INSERT INTO runs (run_path, instrument, signature, files, bytes, marker_found, first_seen_at,
-                            changed_at, seen_at, job_signature)
-                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                        ON CONFLICT (run_path) DO UPDATE SET job_signature = excluded.job_signature
-                        """,
-                    arguments: [job.runPath, job.instrument, runSignature.description, runSignature.files,
-                                runSignature.bytes, runSignature.markerFound, now, now, now, runSignature.description])
-            }
-            return try Self.fetchJob(db, id)
-        }
-    }
-
     public func manifest(job id: Int64) async throws -> [ManifestEntry] {
         try await read { db in try Self.manifest(db, job: id) }
     }
 
-    /// The job and its manifest read together, only if it is `cleanup_eligible` with at least
-    /// `requiredPasses` passes: what the reaper may act on, as one consistent picture.
-    public func cleanupCandidate(job id: Int64, requiredPasses: Int) async throws -> (Job, [ManifestEntry])? {
+    /// The job, only if it is `cleanup_eligible` with at least `requiredPasses` passes: what the
+    /// reaper may act on. Its manifest is read a page at a time as the cleanup goes.
+    public func cleanupCandidate(job id: Int64, requiredPasses: Int) async throws -> Job? {
         try await read { db in
             let job = try Self.fetchJob(db, id)
             guard job.state == .cleanupEligible, job.verifyPasses >= requiredPasses else { return nil }
-            return (job, try Self.manifest(db, job: id))
+            return job
+        }
+    }
+
+    /// Marks files a cleanup has deleted, as it goes (blocking: called from the thread that
+    /// deletes): their NAS copies are now the only ones, which a later transfer of the job must
+    /// know even if the agent dies before the cleanup is recorded.
+    public func markDeletedBlocking(job id: Int64, paths: [String]) throws {
+        guard !paths.isEmpty else { return }
+        let now = self.now()
+        do {
+            try pool.write { db in
+                try Self.check(try Self.fetchJob(db, id), expected: .cleanupEligible, claimedBy: nil)
+                let mark = try db.cachedStatement(sql: "UPDATE files SET deleted_at = ? WHERE job_id = ? AND path = ?")
+                for path in paths { try mark.execute(arguments: [now, id, path]) }
+            }
+        } catch {
+            throw Self.translate(error, path: path)
         }
     }
 

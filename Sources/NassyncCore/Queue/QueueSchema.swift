@@ -161,6 +161,23 @@ enum QueueSchema {
             // (its NAS copy is proven), though the run no longer has it.
             try db.execute(sql: "ALTER TABLE files ADD COLUMN deleted_at DATETIME")
         }
+        migrator.registerMigration("v6: manifests and verify passes written in pages") { db in
+            // Which scan of the run last saw the row: a scan writes its rows in batches and, at
+            // its end, drops the rows it did not see (a run of a million files is never held
+            // in memory at once).
+            try db.execute(sql: "ALTER TABLE files ADD COLUMN scan INTEGER NOT NULL DEFAULT 0")
+            // What the verify pass under way has found so far, page by page; judged against the
+            // manifest and moved to verify_results in the transaction that records the pass.
+            try db.execute(
+                sql: """
+                    CREATE TABLE verify_staging (
+                        job_id INTEGER NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+                        path TEXT NOT NULL,
+                        found_sha256 TEXT,
+                        PRIMARY KEY (job_id, path)
+                    ) WITHOUT ROWID
+                    """)
+        }
         return migrator
     }
 }

@@ -14,22 +14,31 @@ public enum LocalRunWalker {
         public var description: String { message }
     }
 
-    /// Sorted by path. `.nassync/`, quarantine names of a cut-off cleanup and `ignore` matches
-    /// are left out.
-    /// `progress` ticks after every entry (see `RootAccess`).
+    /// The whole run, sorted by path: for small runs and tests; the agent streams with `walk`.
     public static func manifest(
         runPath: String, ignore: IgnoreRules, progress: RootAccess.Progress? = nil
     ) throws -> [ManifestEntry] {
         var entries: [ManifestEntry] = []
+        try walk(runPath: runPath, ignore: ignore, progress: progress) { entries.append($0) }
+        return entries.sorted { $0.path.utf8.lexicographicallyPrecedes($1.path.utf8) }
+    }
+
+    /// Hands every entry of the run to `visit`, a folder before what it holds, in no other
+    /// order; nothing of the run is kept, so a run of a million files takes no more memory than
+    /// one of ten. `.nassync/`, quarantine names of a cut-off cleanup and `ignore` matches are
+    /// left out. `progress` ticks after every entry (see `RootAccess`).
+    public static func walk(
+        runPath: String, ignore: IgnoreRules, progress: RootAccess.Progress? = nil,
+        visit: (ManifestEntry) throws -> Void
+    ) throws {
         let fd = open(runPath.pathCString, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
         guard fd >= 0 else { throw problem(errno, runPath, what: "the run directory") }
-        try walk(fd, runPath: runPath, prefix: "", ignore: ignore, progress: progress, into: &entries)
-        return entries.sorted { $0.path.utf8.lexicographicallyPrecedes($1.path.utf8) }
+        try walk(fd, runPath: runPath, prefix: "", ignore: ignore, progress: progress, visit: visit)
     }
 
     private static func walk(
         _ fd: Int32, runPath: String, prefix: String, ignore: IgnoreRules, progress: RootAccess.Progress?,
-        into entries: inout [ManifestEntry]
+        visit: (ManifestEntry) throws -> Void
     ) throws {
         guard let directory = fdopendir(fd) else {
             close(fd)
@@ -57,21 +66,21 @@ public enum LocalRunWalker {
             let device = UInt64(info.st_dev)
             switch info.st_mode & S_IFMT {
             case S_IFREG:
-                entries.append(ManifestEntry(
+                try visit(ManifestEntry(
                     path: path, kind: .file, size: Int64(info.st_size), mtimeNanoseconds: mtime, ctimeNanoseconds: ctime,
                     inode: UInt64(info.st_ino), device: device))
             case S_IFDIR:
-                entries.append(ManifestEntry(
+                try visit(ManifestEntry(
                     path: path, kind: .directory, size: 0, mtimeNanoseconds: mtime, ctimeNanoseconds: ctime,
                     inode: UInt64(info.st_ino), device: device))
                 let child = openat(parent, cName, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
                 guard child >= 0 else { throw problem(errno, runPath + "/" + path, what: "a folder of the run") }
-                try walk(child, runPath: runPath, prefix: path, ignore: ignore, progress: progress, into: &entries)
+                try walk(child, runPath: runPath, prefix: path, ignore: ignore, progress: progress, visit: visit)
             case S_IFLNK:
                 var target = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
                 let length = readlinkat(parent, cName, &target, target.count - 1)
                 guard length >= 0 else { throw problem(errno, runPath + "/" + path, what: "a symlink of the run") }
-                entries.append(ManifestEntry(
+                try visit(ManifestEntry(
                     path: path, kind: .symlink, size: Int64(info.st_size), mtimeNanoseconds: mtime,
                     ctimeNanoseconds: ctime, inode: UInt64(info.st_ino), device: device,
                     linkTarget: String(pathBytes: target[0..<length].map { UInt8(bitPattern: $0) })))

@@ -1,13 +1,10 @@
 import Foundation
 import Synchronization
 
-/// What the lanes of one transfer share: which file comes next, what was sent (to be saved in
-/// batches), and whether to stop.
+/// What the lanes of one transfer share: what was sent (to be saved in batches), the totals,
+/// and whether to stop. Which file comes next is the `ManifestFeed`'s.
 final class TransferProgress: Sendable {
     private struct State {
-        var manifest: [ManifestEntry]
-        var fileIndices: [Int]
-        var next = 0
         var pending: [ManifestEntry] = []
         var lastFlush = ContinuousClock.now
         var summary = TransferWorker.Summary()
@@ -17,30 +14,21 @@ final class TransferProgress: Sendable {
 
     private let state: Mutex<State>
 
-    init(manifest: [ManifestEntry]) {
-        state = Mutex(State(manifest: manifest, fileIndices: manifest.indices.filter { manifest[$0].kind == .file }))
-    }
-
-    func takeNextFile() -> (Int, ManifestEntry)? {
-        state.withLock { state in
-            guard !state.stopped, state.next < state.fileIndices.count else { return nil }
-            let index = state.fileIndices[state.next]
-            state.next += 1
-            return (index, state.manifest[index])
-        }
+    init() {
+        state = Mutex(State())
     }
 
     /// Records a file done: sent (`result`), or already on the NAS (nil).
-    func finished(_ index: Int, _ entry: ManifestEntry, _ result: (entry: ManifestEntry, bytesSent: Int64)?) {
+    func finished(_ entry: ManifestEntry, _ result: (entry: ManifestEntry, bytesSent: Int64)?) {
         state.withLock { state in
             state.summary.files += 1
             state.summary.bytes += entry.size
+            if entry.transferState == .resend { state.summary.answeredMismatch = true }
             guard let result else {
                 state.summary.skipped += 1
                 return
             }
             state.summary.sentBytes += result.bytesSent
-            state.manifest[index] = result.entry
             state.pending.append(result.entry)
         }
     }
@@ -82,7 +70,6 @@ final class TransferProgress: Sendable {
         }
     }
 
-    var manifest: [ManifestEntry] { state.withLock { $0.manifest } }
     var summary: TransferWorker.Summary { state.withLock { $0.summary } }
     var stopped: Bool { state.withLock { $0.stopped } }
     var claimLost: Bool { state.withLock { $0.claimLost } }

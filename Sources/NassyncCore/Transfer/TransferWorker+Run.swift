@@ -55,28 +55,38 @@ extension TransferWorker {
         }
         defer { heartbeat.cancel() }
         let ignore = IgnoreRules(instrument.ignore)
-        // The run's folder may be on a mount that hangs: read on the root's own thread.
-        let (located, signature, scanned) = try await roots.access(instrument).run { [self] progress in
+        let scan = try await queue.beginScan(job: id, worker: name)
+        // The run's folder may be on a mount that hangs: read on the root's own thread, and
+        // saved to the manifest a batch at a time as the walk goes.
+        let (located, signature) = try await roots.access(instrument).run { [self, queue] progress in
             let located = try locate(job, instrument)
             let signature = try? RunSignature.compute(
                 runPath: job.runPath, marker: instrument.marker.map(Glob.init), ignore: ignore, progress: progress)
-            return (located, signature, try LocalRunWalker.manifest(runPath: job.runPath, ignore: ignore, progress: progress))
+            var batch: [ManifestEntry] = []
+            batch.reserveCapacity(Self.scanBatch)
+            do {
+                try LocalRunWalker.walk(runPath: job.runPath, ignore: ignore, progress: progress) { entry in
+                    batch.append(entry)
+                    if batch.count == Self.scanBatch {
+                        try queue.recordScanned(scan, batch)
+                        batch.removeAll(keepingCapacity: true)
+                    }
+                }
+                try queue.recordScanned(scan, batch)
+            } catch let returned as JobQueue.DeletedFileReturned {
+                // A file a cleanup deleted after it was proven has only its NAS copy: a new file
+                // of that name must not be sent over it.
+                throw StageFailure(
+                    message: "\(job.runPath)/\(returned.path) was deleted by a cleanup after it was proven on the NAS, "
+                        + "and a new file of that name has appeared; move it out of the run, it would replace the only copy",
+                    isTransient: false)
+            }
+            return (located, signature)
         }
-        // A file a cleanup deleted after it was proven has only its NAS copy: a new file of that
-        // name must not be sent over it.
-        let deleted = Set(try await queue.manifest(job: id).filter { $0.deletedAt != nil }.map { PathKey($0.path) })
-        if let back = scanned.first(where: { deleted.contains(PathKey($0.path)) }) {
-            throw StageFailure(
-                message: "\(job.runPath)/\(back.path) was deleted by a cleanup after it was proven on the NAS, and a "
-                    + "new file of that name has appeared; move it out of the run, it would replace the only copy",
-                isTransient: false)
-        }
-        _ = try await queue.replaceManifest(job: id, entries: scanned, runSignature: signature)
-        let manifest = try await queue.manifest(job: id)
-        let files = manifest.filter { $0.kind == .file }
+        let scanned = try await queue.finishScan(scan, runSignature: signature)
 
         let sftp = try await lanes[0].get(connect)
-        let location = (runPath: located.runPath, nasPath: try await claimFolder(job, base: located.nasPath, manifest: manifest, sftp))
+        let location = (runPath: located.runPath, nasPath: try await claimFolder(job, base: located.nasPath, sftp))
         let durable = try await durability(for: sftp, folder: location.nasPath)
         let fsyncEachFile = durable != .syncFileSystem
         // A file an earlier attempt sent, and this one finds on the NAS, was made durable if that
@@ -89,18 +99,18 @@ extension TransferWorker {
         logger.info(
             "transfer.started",
             metadata: ["job": .stringConvertible(id), "run": .string(job.runPath), "worker": .string(name),
-                       "files": .stringConvertible(files.count),
-                       "bytes": .stringConvertible(files.reduce(0) { $0 + $1.size }),
+                       "files": .stringConvertible(scanned.files), "bytes": .stringConvertible(scanned.bytes),
                        "nas_path": .string(location.nasPath)])
-        // Folders first (sorted, so parents come before children), then symlinks.
-        for entry in manifest where entry.kind == .directory {
-            try await sftp.makeDirectories(RemotePath.join(location.nasPath, entry.path))
+        // Folders first (in path order, so parents come before children), then symlinks.
+        try await queue.forEachManifestPage(job: id, kinds: [.directory]) { page in
+            for entry in page { try await sftp.makeDirectories(RemotePath.join(location.nasPath, entry.path)) }
         }
-        for entry in manifest where entry.kind == .symlink {
-            try await placeSymlink(entry, at: RemotePath.join(location.nasPath, entry.path), sftp)
+        try await queue.forEachManifestPage(job: id, kinds: [.symlink]) { page in
+            for entry in page { try await placeSymlink(entry, at: RemotePath.join(location.nasPath, entry.path), sftp) }
         }
 
-        let progress = TransferProgress(manifest: manifest)
+        let progress = TransferProgress()
+        let feed = ManifestFeed(queue: queue, job: id)
         _ = shared.swap(progress)
         if claimLost.get() { progress.loseClaim() }
         do {
@@ -110,7 +120,7 @@ extension TransferWorker {
                 for lane in lanes {
                     group.addTask {
                         try await self.sendFiles(
-                            progress, over: lane, runPath: job.runPath, nasPath: location.nasPath, job: id,
+                            from: feed, progress, over: lane, runPath: job.runPath, nasPath: location.nasPath, job: id,
                             fsync: fsyncEachFile, fsyncSkipped: fsyncSkipped)
                     }
                 }
@@ -123,7 +133,7 @@ extension TransferWorker {
         try await queue.recordTransfer(job: id, worker: name, progress.takePending())
         if progress.claimLost { return .lostClaim }
         if progress.stopped || Task.isCancelled { return .stopped }
-        try await writeRemoteManifest(progress.manifest, runFolder: location.nasPath, fsync: fsyncEachFile, sftp)
+        try await writeRemoteManifest(job: id, runFolder: location.nasPath, fsync: fsyncEachFile, sftp)
         var summary = progress.summary
         if durable == .syncFileSystem {
             // No pass may count before the run is on the NAS's disk: its files, their renames
@@ -134,7 +144,6 @@ extension TransferWorker {
             try await NASDurability.sync(location.nasPath, try await lanes[0].get(connect), timeout: timeout)
         }
         summary.durable = durable.description
-        summary.answeredMismatch = files.contains { $0.transferState == .resend }
         let elapsed = ContinuousClock.now - start
         summary.seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
         return .done(summary)
@@ -142,10 +151,10 @@ extension TransferWorker {
 
     /// One lane: takes the next file not yet taken and sends it, until none are left.
     private func sendFiles(
-        _ progress: TransferProgress, over lane: ConnectionSlot, runPath: String, nasPath: String, job id: Int64,
+        from feed: ManifestFeed, _ progress: TransferProgress, over lane: ConnectionSlot, runPath: String, nasPath: String, job id: Int64,
         fsync: Bool, fsyncSkipped: Bool
     ) async throws {
-        while let (index, entry) = progress.takeNextFile() {
+        while !progress.stopped, let entry = try await feed.next() {
             if Task.isCancelled || progress.claimLost {
                 progress.stop()
                 return
@@ -155,7 +164,7 @@ extension TransferWorker {
                 let result = try await send(
                     entry, from: runPath + "/" + entry.path, to: RemotePath.join(nasPath, entry.path), fsync: fsync,
                     fsyncSkipped: fsyncSkipped, sftp)
-                progress.finished(index, entry, result)
+                progress.finished(entry, result)
             } catch let error as TransportError where error.code == .cancelled {
                 progress.stopped(at: entry)
                 return
@@ -183,7 +192,7 @@ extension TransferWorker {
     /// The NAS folder this run's files go to: the one it claimed before, else `base` or the
     /// first numbered alternative that holds no other run (see `NASRunFolder`).
     private func claimFolder(
-        _ job: Job, base: String, manifest: [ManifestEntry], _ sftp: SFTPConnection
+        _ job: Job, base: String, _ sftp: SFTPConnection
     ) async throws -> String {
         let runID = job.runID ?? UUID().uuidString.lowercased()
         let description = """
@@ -196,8 +205,7 @@ extension TransferWorker {
         var taken: [String] = []
         // A job sent by a nassync from before run identities has a folder and no identity: its
         // own folder, which holds its own names only, is adopted instead of being taken for another run's.
-        let ownNames = job.runID == nil && job.nasPath != nil
-            ? Set(manifest.compactMap { $0.path.pathComponents.first.map(PathKey.init) }) : nil
+        let ownNames = job.runID == nil && job.nasPath != nil ? try await topLevelNames(job: job.id!) : nil
         for candidate in NASRunFolder.candidates(recorded: job.nasPath, base: base) {
             let adopting = job.nasPath.map { candidate.isSamePath(as: $0) } == true ? ownNames : nil
             switch try await NASRunFolder.claim(
@@ -292,21 +300,33 @@ extension TransferWorker {
     }
 
     /// `.nassync/manifest.sha256`, in `sha256sum -c` format, written last and renamed into place.
-    private func writeRemoteManifest(
-        _ manifest: [ManifestEntry], runFolder: String, fsync: Bool, _ sftp: SFTPConnection
-    ) async throws {
-        var text = ""
-        for entry in manifest where entry.kind == .file {
-            guard let sha256 = entry.sha256 else {
-                throw StageFailure(message: "no hash recorded for \(entry.path)", isTransient: true)
+    /// Its lines are spooled to a local file a page at a time, then sent like any file.
+    private func writeRemoteManifest(job id: Int64, runFolder: String, fsync: Bool, _ sftp: SFTPConnection) async throws {
+        let spool = try ManifestSpool(directory: configuration.agent.stateDirectory, job: id)
+        defer { spool.remove() }
+        try await queue.forEachManifestPage(job: id, kinds: [.file]) { page in
+            for entry in page {
+                guard let sha256 = entry.sha256 else {
+                    throw StageFailure(message: "no hash recorded for \(entry.path)", isTransient: true)
+                }
+                try spool.append(Sha256sumFormat.line(sha256: sha256, path: entry.path) + "\n")
             }
-            text += Sha256sumFormat.line(sha256: sha256, path: entry.path) + "\n"
         }
+        try spool.close()
         let remote = RemoteLayout.manifestPath(runFolder: runFolder)
         try await sftp.makeDirectories(RemotePath.parent(of: remote))
         let temporary = RemoteLayout.temporaryPath(for: remote)
-        try await sftp.writeFile(text.pathBytes, to: temporary, fsync: fsync)
+        _ = try await sftp.upload(from: spool.path, to: temporary, resumingAt: 0, fsync: fsync)
         try await sftp.rename(temporary, to: remote)
+    }
+
+    /// The first names of the manifest's paths: the top level of a run's NAS folder.
+    private func topLevelNames(job id: Int64) async throws -> Set<PathKey> {
+        var names = Set<PathKey>()
+        try await queue.forEachManifestPage(job: id, kinds: [.file, .directory, .symlink]) { page in
+            for entry in page { if let first = entry.path.pathComponents.first { names.insert(PathKey(first)) } }
+        }
+        return names
     }
 
     /// How this connection makes runs durable: `sync -f` tried once per connection on the run's

@@ -39,6 +39,8 @@ public final class TransferWorker: AgentLoop {
     let durability = LockedValue<(connection: UUID, found: NASDurability)?>(nil)
     /// The last way logged (`transfer.durability`), so a reconnect does not repeat it.
     let reportedDurability = LockedValue<NASDurability?>(nil)
+    /// Manifest rows saved per write transaction while a run is scanned.
+    static let scanBatch = 1000
 
     public init(
         name: String, configuration: Configuration, queue: JobQueue, logger: Logger, idleDelay: Duration = .milliseconds(250),

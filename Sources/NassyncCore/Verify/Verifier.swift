@@ -80,7 +80,6 @@ public final class Verifier: AgentLoop {
     public func verify(_ job: Job, heart: Heart = .none) async {
         let id = job.id!
         do {
-            let manifest = try await queue.manifest(job: id).filter { $0.kind == .file }
             guard let nasPath = job.nasPath else {
                 throw StageFailure(message: "job \(id) has no NAS path", isTransient: false)
             }
@@ -89,12 +88,18 @@ public final class Verifier: AgentLoop {
             // The first pass follows the transfer, whose bytes the NAS has just written and
             // flushed to its disk; every later pass must find them there.
             let readsDisk = found.dropsCache && job.verifyPasses >= 1
-            let findings = try await hash(
-                manifest, in: nasPath, method: method, command: found.command, dropCache: readsDisk, heart: heart)
-            let updated = try await queue.recordVerifyPass(
-                job: id, findings: findings, method: method.rawValue + (readsDisk ? " (disk)" : ""),
+            // A page of the manifest at a time, each page's findings staged in the queue: a run of
+            // a million files is never in memory at once.
+            try await queue.beginVerifyPass(job: id)
+            try await queue.forEachManifestPage(job: id, kinds: [.file], limit: Self.pageSize) { page in
+                let findings = try await hash(
+                    page, in: nasPath, method: method, command: found.command, dropCache: readsDisk, heart: heart)
+                try await queue.stageVerifyFindings(job: id, findings)
+            }
+            let (updated, result) = try await queue.recordVerifyPass(
+                job: id, method: method.rawValue + (readsDisk ? " (disk)" : ""),
                 requiredPasses: configuration.verify.passes, interval: configuration.verify.interval)
-            report(job, updated, findings, method: method, read: readsDisk ? "disk" : "cache")
+            report(job, updated, result, method: method, read: readsDisk ? "disk" : "cache")
         } catch let error as QueueError where error.code == .illegalTransition {
             // The job moved on, or its files changed, while the pass ran: the pass proves nothing.
             logger.notice(
@@ -105,20 +110,27 @@ public final class Verifier: AgentLoop {
         }
     }
 
+    /// Files hashed per page of the manifest: enough batches of hash commands to keep every
+    /// lane busy, little memory.
+    static let pageSize = 5000
+
     private func report(
-        _ job: Job, _ updated: Job, _ findings: [VerifyFinding], method: Configuration.VerifyMethod, read: String
+        _ job: Job, _ updated: Job, _ result: JobQueue.VerifyPassResult, method: Configuration.VerifyMethod, read: String
     ) {
-        let bad = findings.filter { $0.outcome != .match }
         var metadata: Logger.Metadata = [
             "job": .stringConvertible(job.id!), "run": .string(job.runPath), "method": .string(method.rawValue),
-            "files": .stringConvertible(findings.count), "read": .string(read),
+            "files": .stringConvertible(result.checked), "read": .string(read),
         ]
-        if bad.isEmpty {
+        if result.badCount == 0 {
             metadata["pass"] = .string("\(updated.verifyPasses)/\(configuration.verify.passes)")
             logger.info("verify.passed", metadata: metadata)
             if updated.state == .verified { logger.info("job.verified", metadata: metadata) }
         } else {
-            metadata["mismatched"] = .array(bad.map { .string("\($0.path) (\($0.outcome.rawValue))") })
+            // The first `JobQueue.namedBadFiles` by name; all of them are in `verify_results`.
+            metadata["mismatched"] = .array(result.firstBad.map { .string("\($0.path) (\($0.outcome.rawValue))") })
+            if result.badCount > result.firstBad.count {
+                metadata["mismatched_count"] = .stringConvertible(result.badCount)
+            }
             metadata["action"] = .string(updated.state == .failed ? "job failed" : "resend those files")
             logger.error("verify.mismatch", metadata: metadata)
             if updated.state == .failed {
