@@ -13,6 +13,10 @@ struct RunCommand: AsyncParsableCommand {
         let configuration = try options.load()
         // Whatever umask the agent was started with, what it creates is never for other users.
         umask(FileModes.agentUmask)
+        // glibc gives every thread that allocates an arena of its own (up to 8 per core), each
+        // keeping freed memory; the agent's many short waits on threads of their own made that
+        // a third of its footprint. Two arenas keep it small at no measurable cost in speed.
+        MallocArenas.limit(to: 2)
         // Under systemd the journal takes stderr, so lines go there as well as to the file.
         let underSystemd = ProcessInfo.processInfo.environment["INVOCATION_ID"] != nil
         let eventLog: EventLog

@@ -71,6 +71,10 @@ public final class JobQueue: Sendable {
             if !db.configuration.readonly {
                 try db.execute(sql: "PRAGMA synchronous = FULL")
             }
+            // Each connection of the pool keeps a page cache (2 MiB by default); reads go a page
+            // of a run at a time by index, so 1 MiB serves them as well and bounds the agent's
+            // footprint.
+            try db.execute(sql: "PRAGMA cache_size = -1024")
         }
         pool = try Self.open(path, configuration: configuration, migrate: access != .readOnly)
     }

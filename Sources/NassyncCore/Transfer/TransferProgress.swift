@@ -52,11 +52,11 @@ final class TransferProgress: Sendable {
         }
     }
 
-    /// A batch to save when a hundred files or two seconds have gathered: one disk sync per
-    /// batch, not per file.
+    /// A batch to save when a thousand files or two seconds have gathered: one disk sync per
+    /// batch, not per file (a crash costs at most that much sending again).
     func batchToFlush() -> [ManifestEntry]? {
         state.withLock { state in
-            guard state.pending.count >= 100 || ContinuousClock.now - state.lastFlush > .seconds(2) else { return nil }
+            guard state.pending.count >= 1000 || ContinuousClock.now - state.lastFlush > .seconds(2) else { return nil }
             state.lastFlush = .now
             defer { state.pending.removeAll() }
             return state.pending
