@@ -39,7 +39,18 @@ extension SSHSession {
     }
 
     /// Creates `path` and every missing parent, like `mkdir -p`.
+    ///
+    /// One round trip for a folder whose parent exists (a run's folders come parents first):
+    /// `mkdir` is tried before anything is looked at, and only its failure is looked into.
     func makeDirectories(_ path: String, mode: Int) throws {
+        let firstError: TransportError
+        do {
+            try makeDirectory(path, mode: mode)
+            return
+        } catch let error as TransportError where error.code != .cancelled && error.code != .connection {
+            firstError = error
+        }
+        // There already (OpenSSH reports that as a plain failure), or its parent is missing.
         if let info = try statIfExists(path, followSymlinks: true) {
             guard info.kind == .directory else {
                 throw TransportError(.remoteIO, "a remote path that should be a directory is not one", path: path)
@@ -47,11 +58,12 @@ extension SSHSession {
             return
         }
         let parent = RemotePath.parent(of: path)
-        if !parent.isSamePath(as: path) { try makeDirectories(parent, mode: mode) }
+        guard !parent.isSamePath(as: path), try statIfExists(parent, followSymlinks: true) == nil else { throw firstError }
+        try makeDirectories(parent, mode: mode)
         do {
             try makeDirectory(path, mode: mode)
         } catch let error as TransportError {
-            // Another worker may have created it in between; OpenSSH reports that as a plain failure.
+            // Another worker may have created it in between.
             guard let info = try statIfExists(path, followSymlinks: true), info.kind == .directory else { throw error }
         }
     }

@@ -20,9 +20,23 @@ struct StatusCommand: AsyncParsableCommand {
         help: ArgumentHelp(
             "One job in detail, with its audit trail: every state change, when and why.", valueName: "JOB_ID|RUN_DIR"))
     var job: String?
+    @Flag(
+        name: .long,
+        help: ArgumentHelp(
+            "Show it again every SECONDS (2 by default) until interrupted: redrawn in place on a terminal, "
+                + "one snapshot after the other otherwise."))
+    var watch = false
+    @Argument(help: ArgumentHelp("With --watch: seconds between two looks.", valueName: "SECONDS"))
+    var seconds: Double?
 
     func validate() throws {
         if job != nil && state != nil { throw ValidationError("--job and --state do not go together") }
+        if let seconds {
+            guard watch else { throw ValidationError("SECONDS goes with --watch") }
+            guard seconds >= 0.1, seconds <= 86_400 else {
+                throw ValidationError("SECONDS must be between 0.1 and 86400, not \(seconds)")
+            }
+        }
     }
 
     func run() async throws {
@@ -38,12 +52,18 @@ struct StatusCommand: AsyncParsableCommand {
             throw ExitCode(ExitStatus.failure)
         }
         do {
-            if let job {
-                try await printJob(job, queue)
-            } else if json {
-                try await printJSON(queue)
-            } else {
-                try await printTable(queue)
+            guard watch else {
+                try await show(queue, configuration, to: LineWriter())
+                return
+            }
+            // On a terminal each look replaces the last (cursor home, clear screen), as `watch` does.
+            let terminal = isatty(STDOUT_FILENO) == 1
+            while true {
+                let look = LineWriter(collecting: true)
+                try await show(queue, configuration, to: look)
+                let text = look.collected
+                FileHandle.standardOutput.write(Data(((terminal ? "\u{1B}[H\u{1B}[2J" : "") + text + (terminal ? "" : "\n")).utf8))
+                try await Task.sleep(for: .milliseconds(Int64((seconds ?? 2) * 1000)))
             }
         } catch let error as QueueError {
             printError(error.message)
@@ -51,19 +71,35 @@ struct StatusCommand: AsyncParsableCommand {
         }
     }
 
-    /// Rows go out as they are read, so the first line appears at once even with 100,000 jobs.
-    private func printJSON(_ queue: JobQueue) async throws {
-        let output = LineWriter()
-        output.write("[")
-        let first = FirstFlag()
-        try await queue.forEachJob(in: state) { job in
-            output.write((first.take() ? "\n" : ",\n") + JobReport.json(job))
+    private func show(_ queue: JobQueue, _ configuration: Configuration, to output: LineWriter) async throws {
+        let progress = try await queue.progressByJob()
+        let now = Date()
+        let activity: @Sendable (Job) -> JobActivity = { job in
+            JobActivity(job, progress: progress[job.id ?? 0], configuration: configuration, now: now)
         }
-        output.write(first.take() ? "]\n" : "\n]\n")
+        if let job {
+            try await printJob(job, queue, activity, output)
+        } else if json {
+            try await printJSON(queue, activity, output)
+        } else {
+            try await printTable(queue, activity, output)
+        }
         output.flush()
     }
 
-    private func printJob(_ name: String, _ queue: JobQueue) async throws {
+    /// Rows go out as they are read, so the first line appears at once even with 100,000 jobs.
+    private func printJSON(_ queue: JobQueue, _ activity: @escaping @Sendable (Job) -> JobActivity, _ output: LineWriter) async throws {
+        output.write("[")
+        let first = FirstFlag()
+        try await queue.forEachJob(in: state) { job in
+            output.write((first.take() ? "\n" : ",\n") + JobReport.json(job, activity: activity(job)))
+        }
+        output.write(first.take() ? "]\n" : "\n]\n")
+    }
+
+    private func printJob(
+        _ name: String, _ queue: JobQueue, _ activity: @escaping @Sendable (Job) -> JobActivity, _ output: LineWriter
+    ) async throws {
         let key = Int64(name) == nil ? LocalPath.absolute(name, relativeTo: FileManager.default.currentDirectoryPath) : name
         guard let job = try await queue.job(named: key) else {
             printError("no job \(name) in \(queue.path)")
@@ -71,41 +107,51 @@ struct StatusCommand: AsyncParsableCommand {
         }
         let events = try await queue.events(job: job.id!)
         if json {
-            print(JobReport.json(job, events: events))
+            output.write(JobReport.json(job, activity: activity(job), events: events) + "\n")
         } else {
-            print(JobReport.tableHeader)
-            print(JobReport.tableRow(job))
-            print("")
-            for event in events { print(JobReport.eventLine(event)) }
+            output.write(JobReport.tableHeader + "\n" + JobReport.tableRow(job) + "\n")
+            if let line = activity(job).tableLine { output.write(JobReport.activityIndent + line + "\n") }
+            output.write("\n")
+            for event in events { output.write(JobReport.eventLine(event) + "\n") }
         }
     }
 
-    private func printTable(_ queue: JobQueue) async throws {
+    private func printTable(_ queue: JobQueue, _ activity: @escaping @Sendable (Job) -> JobActivity, _ output: LineWriter) async throws {
         let counts = try await queue.counts()
         let total = counts.values.reduce(0, +)
         let summary = JobState.allCases.compactMap { counts[$0]! > 0 ? "\(counts[$0]!) \($0.rawValue)" : nil }
-        let output = LineWriter()
         output.write("\(total) job\(total == 1 ? "" : "s")" + (summary.isEmpty ? "" : ": " + summary.joined(separator: ", ")) + "\n")
         if total > 0 {
             output.write(JobReport.tableHeader + "\n")
-            try await queue.forEachJob(in: state) { job in output.write(JobReport.tableRow(job) + "\n") }
+            try await queue.forEachJob(in: state) { job in
+                output.write(JobReport.tableRow(job) + "\n")
+                if let line = activity(job).tableLine { output.write(JobReport.activityIndent + line + "\n") }
+            }
         }
-        output.flush()
     }
 }
 
-/// Buffered stdout that flushes in large blocks, and at once for the first block.
+/// Buffered stdout that flushes in large blocks, and at once for the first block; or, when
+/// `collecting`, text kept whole (one look of `--watch`, shown at once).
 final class LineWriter: @unchecked Sendable {
     // Only used from one task at a time (the status command's read loop).
     private var buffer: [UInt8] = []
     private var flushedOnce = false
+    private let collecting: Bool
+
+    init(collecting: Bool = false) {
+        self.collecting = collecting
+    }
+
+    var collected: String { String(decoding: buffer, as: UTF8.self) }
 
     func write(_ text: String) {
         buffer.append(contentsOf: text.utf8)
-        if !flushedOnce || buffer.count >= 1 << 16 { flush() }
+        if !collecting && (!flushedOnce || buffer.count >= 1 << 16) { flush() }
     }
 
     func flush() {
+        guard !collecting else { return }
         FileHandle.standardOutput.write(Data(buffer))
         buffer.removeAll(keepingCapacity: true)
         flushedOnce = true

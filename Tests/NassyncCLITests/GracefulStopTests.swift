@@ -17,7 +17,8 @@ struct GracefulStopTests {
         /// A slow link in front of the NAS, when the test needs a wide window mid-transfer.
         let relay: TCPRelay?
 
-        init(_ label: String, verify: [String] = [], linkBytesPerSecond: Int? = nil) throws {
+        /// `verify` adds to the test config's `[verify]` lines; `verifyLines` replaces them.
+        init(_ label: String, verify: [String] = [], linkBytesPerSecond: Int? = nil, verifyLines: [String]? = nil) throws {
             let nas = try TestNAS.require()
             let folder = try makeLocalFolder(label)
             self.folder = folder
@@ -30,7 +31,7 @@ struct GracefulStopTests {
             try FileManager.default.createDirectory(atPath: run, withIntermediateDirectories: true)
             config = folder + "/nassync.toml"
             var toml = TestConfig(nas: nas.configSection(root: remoteRoot, knownHosts: knownHosts, port: relay?.port))
-            toml.verify += verify
+            toml.verify = (verifyLines ?? toml.verify) + verify
             try toml.write(to: config)
             watch = AgentWatch(config: config, logFile: folder + "/nassync.log")
         }

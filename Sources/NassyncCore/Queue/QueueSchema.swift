@@ -178,6 +178,25 @@ enum QueueSchema {
                     ) WITHOUT ROWID
                     """)
         }
+        migrator.registerMigration("v7: progress of the work in flight") { db in
+            // Rewritten every few seconds by a transfer or a verify pass under way, for
+            // `nassync status`; removed when that work ends.
+            try db.execute(
+                sql: """
+                    CREATE TABLE progress (
+                        job_id INTEGER PRIMARY KEY REFERENCES jobs (id) ON DELETE CASCADE,
+                        stage TEXT NOT NULL CHECK (stage IN ('transfer', 'verify')),
+                        pass INTEGER,
+                        files_done INTEGER NOT NULL,
+                        files_total INTEGER NOT NULL,
+                        bytes_done INTEGER NOT NULL,
+                        bytes_total INTEGER NOT NULL,
+                        rate REAL,
+                        started_at DATETIME NOT NULL,
+                        updated_at DATETIME NOT NULL
+                    )
+                    """)
+        }
         return migrator
     }
 }

@@ -28,8 +28,19 @@ public enum JobReport {
         ])
     }
 
+    /// The job's object with `progress` and `waiting` (each null when there is nothing to say).
+    public static func json(_ job: Job, activity: JobActivity) -> String {
+        String(json(job).dropLast())
+            + activity.jsonMembers.map { "," + JSONText.string($0.0) + ":" + $0.1 }.joined() + "}"
+    }
+
     /// A job with its audit trail, as one JSON object (`events` oldest first).
-    public static func json(_ job: Job, events: [JobEvent]) -> String {
+    public static func json(_ job: Job, activity: JobActivity, events: [JobEvent]) -> String {
+        String(json(job, activity: activity).dropLast()) + "," + String(eventsMember(events).dropFirst())
+    }
+
+    /// `{"events":[…]}` for a job's audit trail.
+    private static func eventsMember(_ events: [JobEvent]) -> String {
         let trail = events.map { event in
             JSONText.object([
                 "at": JSONText.string(Timestamp.iso8601(event.at)),
@@ -39,7 +50,7 @@ public enum JobReport {
                 "detail": JSONText.string(event.detail),
             ])
         }
-        return String(json(job).dropLast()) + ",\"events\":[" + trail.joined(separator: ",") + "]}"
+        return "{\"events\":[" + trail.joined(separator: ",") + "]}"
     }
 
     /// One line of the audit trail: `2026-11-23T17:50:43.800Z  cleanup_eligible -> cleaned  local data deleted: …`.
@@ -53,6 +64,9 @@ public enum JobReport {
     public static let tableHeader = row(
         id: "ID", state: "STATE", attempts: "TRIES", passes: "PASSES", files: "FILES", bytes: "SIZE",
         enqueued: "ENQUEUED", next: "NEXT", run: "RUN")
+
+    /// Where a job's progress or waiting line starts under its row: below the STATE column.
+    public static let activityIndent = String(repeating: " ", count: 10)
 
     public static func tableRow(_ job: Job) -> String {
         var run = printable(job.runPath)

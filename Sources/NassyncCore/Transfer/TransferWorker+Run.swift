@@ -112,6 +112,18 @@ extension TransferWorker {
         let progress = TransferProgress()
         let feed = ManifestFeed(queue: queue, job: id)
         _ = shared.swap(progress)
+        // For `nassync status`: files done, and bytes done to the byte (a big file's bytes count
+        // as they go out, over however many lanes).
+        let movedAtStart = lanes.reduce(0) { $0 + $1.bytesMoved }
+        let recorder = ProgressRecorder(
+            queue: queue, job: id, stage: .transfer, pass: nil, filesTotal: scanned.files, bytesTotal: scanned.bytes,
+            clock: clock
+        ).start { [lanes] in
+            let summary = progress.summary
+            let moved = Int64(lanes.reduce(0) { $0 + $1.bytesMoved }) - Int64(movedAtStart)
+            return .init(filesDone: summary.files, bytesDone: summary.bytes + max(0, moved - summary.sentBytes))
+        }
+        defer { recorder.cancel() }  // its last act removes the progress row
         if claimLost.get() { progress.loseClaim() }
         do {
             // Files go over several connections at once: while one waits for the NAS (an ack,

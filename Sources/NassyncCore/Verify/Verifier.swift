@@ -91,9 +91,21 @@ public final class Verifier: AgentLoop {
             // A page of the manifest at a time, each page's findings staged in the queue: a run of
             // a million files is never in memory at once.
             try await queue.beginVerifyPass(job: id)
+            let hashed = LockedValue(ProgressRecorder.Sample(filesDone: 0, bytesDone: 0))
+            let recorder = ProgressRecorder(
+                queue: queue, job: id, stage: .verify, pass: job.verifyPasses + 1, filesTotal: job.files,
+                bytesTotal: job.bytes, clock: clock
+            ).start { hashed.get() }
+            defer { recorder.cancel() }  // its last act removes the progress row
             try await queue.forEachManifestPage(job: id, kinds: [.file], limit: Self.pageSize) { page in
                 let findings = try await hash(
-                    page, in: nasPath, method: method, command: found.command, dropCache: readsDisk, heart: heart)
+                    page, in: nasPath, method: method, command: found.command, dropCache: readsDisk, heart: heart
+                ) { files, bytes in
+                    hashed.update {
+                        $0.filesDone += files
+                        $0.bytesDone += bytes
+                    }
+                }
                 try await queue.stageVerifyFindings(job: id, findings)
             }
             let (updated, result) = try await queue.recordVerifyPass(
@@ -258,7 +270,7 @@ public final class Verifier: AgentLoop {
     /// unambiguously are read back.
     func hash(
         _ files: [ManifestEntry], in nasPath: String, method: Configuration.VerifyMethod, command: [String],
-        dropCache: Bool = false, heart: Heart = .none
+        dropCache: Bool = false, heart: Heart = .none, hashed: @escaping @Sendable (Int, Int64) -> Void = { _, _ in }
     ) async throws -> [VerifyFinding] {
         if dropCache {
             // Every file first, the read-back ones too, then the hashing: all of it from the disk.
@@ -286,7 +298,7 @@ public final class Verifier: AgentLoop {
                 HashWork.command(batch, bytes: batch.reduce(0) { $0 + (sizes[PathKey($1)] ?? 0) })
             }
         }
-        work += readBack.map { .readBack(RemotePath.join(nasPath, $0.path)) }
+        work += readBack.map { .readBack(RemotePath.join(nasPath, $0.path), bytes: $0.size) }
 
         let shared = SharedHashing(work)
         try await withThrowingTaskGroup(of: Void.self) { group in
@@ -300,6 +312,10 @@ public final class Verifier: AgentLoop {
                         }
                         shared.record(try await self.run(item, command: command, sftp))
                         heart.beat()
+                        switch item {
+                        case .command(let paths, let bytes): hashed(paths.count, bytes)
+                        case .readBack(_, let bytes): hashed(1, bytes)
+                        }
                     }
                 }
             }
@@ -316,8 +332,8 @@ public final class Verifier: AgentLoop {
     enum HashWork: Sendable {
         /// Many files through the NAS's hash command, in one call; `bytes` is what they hold.
         case command([String], bytes: Int64)
-        /// One file read back over SFTP and hashed here.
-        case readBack(String)
+        /// One file read back over SFTP and hashed here; `bytes` is its size.
+        case readBack(String, bytes: Int64)
     }
 
     /// Remote path → digest for what one piece of work could hash (missing files are absent).
@@ -327,7 +343,7 @@ public final class Verifier: AgentLoop {
             return try await RemoteHashCommand.hash(
                 paths, command: command, timeout: Self.hashTimeout(bytes: bytes, configuration),
                 sftp)
-        case .readBack(let path):
+        case .readBack(let path, _):
             do {
                 return [PathKey(path): try await sftp.hashRemoteFile(path).sha256]
             } catch let error as TransportError where error.code == .noSuchFile {
