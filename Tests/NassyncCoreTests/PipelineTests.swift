@@ -655,7 +655,7 @@ struct PipelineTests {
     @Test("the metrics textfile counts jobs, bytes, passes and failures")
     func metricsTextfile() async throws {
         let p = try Pipeline("metrics")
-        let metrics = AgentMetrics()
+        let metrics = AgentMetrics(instruments: ["SEQ_1", "IDLE \"2\""])
         let worker = TransferWorker(name: "w1", configuration: p.configuration, queue: p.queue, logger: p.log.logger,
                                     metrics: metrics)
         let id = try await p.queueRun("run", files: ["a.bin": pseudoRandomBytes(count: 12_345, seed: 9)])
@@ -677,6 +677,12 @@ struct PipelineTests {
         #expect(text.contains("nassync_verify_mismatches_total 1\n"))
         #expect(text.contains("nassync_failures_total 1\n"))
         #expect(text.contains("nassync_oldest_unverified_run_age_seconds 10800\n"))
+        #expect(text.contains("nassync_instrument_bytes_sent_total{instrument=\"SEQ_1\"} 12349\n"))
+        #expect(text.contains("nassync_instrument_bytes_sent_total{instrument=\"IDLE \\\"2\\\"\"} 0\n"), "escaped: \(text)")
+        #expect(text.contains("nassync_instrument_oldest_unverified_run_age_seconds{instrument=\"SEQ_1\"} 10800\n"))
+        #expect(text.contains("nassync_instrument_oldest_unverified_run_age_seconds{instrument=\"IDLE \\\"2\\\"\"} 0\n"))
+        #expect(text.contains("nassync_instrument_runs_cleaned_total{instrument=\"SEQ_1\"} 0\n"))
+        #expect(text.contains("nassync_transfer_rate_bytes_per_second 0\n"), "nothing under way")
         // Positive control: the value line is there, in the format "never" would have (0.000).
         let lastTransfer = text.split(separator: "\n")
             .first { $0.hasPrefix("nassync_last_successful_transfer_timestamp_seconds ") }

@@ -76,14 +76,16 @@ public final class Agent: Sendable {
             Watcher(configuration: configuration, queue: queue, logger: logger, clock: clock, live: live, roots: roots),
             inbox,
         ]
-        let metrics = AgentMetrics()
+        let metrics = AgentMetrics(instruments: configuration.instruments.map(\.id))
         for index in 1...configuration.agent.workers {
             loops.append(TransferWorker(
                 name: "worker-\(index)", configuration: configuration, queue: queue, logger: logger, metrics: metrics,
                 mayStart: { !inbox.isPaused }, roots: roots, clock: clock))
         }
         loops.append(Verifier(configuration: configuration, queue: queue, logger: logger, live: live, clock: clock))
-        loops.append(Reaper(configuration: configuration, queue: queue, logger: logger, clock: clock, live: live, roots: roots))
+        loops.append(Reaper(
+            configuration: configuration, queue: queue, logger: logger, clock: clock, live: live, roots: roots,
+            metrics: metrics))
         loops.append(ClaimSweeper(queue: queue, logger: logger, clock: clock))
         if configuration.metrics.enabled {
             loops.append(MetricsWriter(

@@ -23,11 +23,15 @@ public final class Reaper: AgentLoop {
     let roots: InstrumentRoots
 
     /// `live`, when given, is the agent's shared settings.
+    /// Counts the runs it cleans, per instrument (`nassync_instrument_runs_cleaned_total`).
+    let metrics: AgentMetrics?
+
     public init(
         configuration: Configuration, queue: JobQueue, logger: Logger, connect: NASConnector? = nil,
         clock: AgentClock = .system, tick: Duration = .milliseconds(500), live: LiveConfiguration? = nil,
-        roots: InstrumentRoots? = nil
+        roots: InstrumentRoots? = nil, metrics: AgentMetrics? = nil
     ) {
+        self.metrics = metrics
         self.tick = tick
         self.roots = roots ?? InstrumentRoots(configuration)
         self.live = live ?? LiveConfiguration(configuration)
@@ -184,6 +188,7 @@ public final class Reaper: AgentLoop {
             try await queue.transition(
                 job: id, to: .cleaned, from: .cleanupEligible, reason: .localDataDeleted,
                 detail: "\(files) files, \(bytes) bytes, after \(job.verifyPasses) verify passes")
+            metrics?.addRunCleaned(instrument: job.instrument)
             logger.info(
                 "cleanup.deleted",
                 metadata: ["job": .stringConvertible(id), "run": .string(job.runPath), "files": .stringConvertible(files),

@@ -1,18 +1,39 @@
 import Foundation
+import GRDB
 import Synchronization
 
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// What the agent counts in memory (the rest of the metrics come from the queue).
+/// What the agent counts in memory since it started (the rest of the metrics come from the queue).
 public final class AgentMetrics: Sendable {
-    private let sent = Mutex<Int64>(0)
+    private struct Counts {
+        var sent: Int64 = 0
+        var sentBy: [String: Int64] = [:]
+        var cleanedBy: [String: Int] = [:]
+    }
 
-    public init() {}
+    private let counts = Mutex(Counts())
+    /// The configured instruments: each has its series from the start, at 0.
+    public let instruments: [String]
 
-    public func addBytesSent(_ bytes: Int64) { sent.withLock { $0 += bytes } }
-    public var bytesSent: Int64 { sent.withLock { $0 } }
+    public init(instruments: [String] = []) {
+        self.instruments = instruments
+    }
+
+    public func addBytesSent(_ bytes: Int64, instrument: String) {
+        counts.withLock {
+            $0.sent += bytes
+            $0.sentBy[instrument, default: 0] += bytes
+        }
+    }
+
+    public func addRunCleaned(instrument: String) { counts.withLock { $0.cleanedBy[instrument, default: 0] += 1 } }
+
+    public var bytesSent: Int64 { counts.withLock { $0.sent } }
+    public func bytesSent(instrument: String) -> Int64 { counts.withLock { $0.sentBy[instrument] ?? 0 } }
+    public func runsCleaned(instrument: String) -> Int { counts.withLock { $0.cleanedBy[instrument] ?? 0 } }
 }
 
 /// The node_exporter textfile `<state_dir>/metrics/nassync.prom`, replaced atomically.
@@ -44,6 +65,27 @@ public enum MetricsTextfile {
                 db, sql: "SELECT max(at) FROM events WHERE reason = ?", arguments: [EventReason.transferred.rawValue])
             return (passes, failures, mismatches, oldest, lastTransfer)
         }
+        let perInstrument = try await queue.read { db -> (oldest: [String: Date], rate: Double) in
+            var oldest: [String: Date] = [:]
+            for row in try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT instrument, min(enqueued_at) AS oldest FROM jobs
+                    WHERE state IN ('queued', 'running', 'awaiting_verify')
+                       OR (state = 'failed' AND verified_at IS NULL)
+                    GROUP BY instrument
+                    """)
+            {
+                oldest[row["instrument"]] = row["oldest"]
+            }
+            // Transfers under way, as their progress rows say (a row not rewritten for 10 s is stale).
+            let rate = try db.tableExists("progress")
+                ? try Double.fetchOne(
+                    db, sql: "SELECT coalesce(sum(rate), 0) FROM progress WHERE stage = 'transfer' AND updated_at >= ?",
+                    arguments: [now.addingTimeInterval(-10)]) ?? 0
+                : 0
+            return (oldest, rate)
+        }
         var text = """
             # HELP nassync_jobs Jobs in the queue per state.
             # TYPE nassync_jobs gauge
@@ -67,7 +109,36 @@ public enum MetricsTextfile {
         metric("nassync_last_successful_transfer_timestamp_seconds", "gauge",
                "When the last transfer finished (Unix time, 0 if never).",
                String(format: "%.3f", figures.lastTransfer?.timeIntervalSince1970 ?? 0))
+        metric("nassync_transfer_rate_bytes_per_second", "gauge",
+               "Bytes per second the transfers under way send now, over their last 10 seconds.",
+               String(format: "%.0f", perInstrument.rate))
+        let instruments = (metrics.instruments + perInstrument.oldest.keys.filter { !metrics.instruments.contains($0) })
+        func perInstrumentMetric(_ name: String, _ type: String, _ help: String, _ value: (String) -> String) {
+            text += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
+            for instrument in instruments {
+                text += "\(name){instrument=\"\(labelValue(instrument))\"} \(value(instrument))\n"
+            }
+        }
+        perInstrumentMetric(
+            "nassync_instrument_bytes_sent_total", "counter", "Bytes sent to the NAS per instrument since the agent started."
+        ) { "\(metrics.bytesSent(instrument: $0))" }
+        perInstrumentMetric(
+            "nassync_instrument_runs_cleaned_total", "counter",
+            "Runs whose local data was deleted, per instrument, since the agent started."
+        ) { "\(metrics.runsCleaned(instrument: $0))" }
+        perInstrumentMetric(
+            "nassync_instrument_oldest_unverified_run_age_seconds", "gauge",
+            "Age of the instrument's oldest run not yet verified on the NAS, failed ones included (0 when none)."
+        ) { instrument in
+            String(format: "%.0f", perInstrument.oldest[instrument].map { max(0, now.timeIntervalSince($0)) } ?? 0)
+        }
         return text
+    }
+
+    /// A label value as the text format wants it: backslash, double quote and newline escaped.
+    static func labelValue(_ value: String) -> String {
+        value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
+            .replacingOccurrences(of: "\n", with: "\\n")
     }
 
     /// Writes the file through a temporary name, so node_exporter never reads half of it.

@@ -95,7 +95,7 @@ public final class TransferWorker: AgentLoop {
             let outcome = try await transfer(job, heart: heart)
             switch outcome {
             case .done(let summary):
-                metrics?.addBytesSent(summary.sentBytes)
+                metrics?.addBytesSent(summary.sentBytes, instrument: job.instrument)
                 let resent = summary.files - summary.skipped
                 try await queue.transition(
                     job: id, to: .awaitingVerify, from: .running, claimedBy: name, reason: .transferred,
