@@ -4,9 +4,23 @@ import NassyncCore
 struct EnqueueCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "enqueue", abstract: "Queue a run directory now, skipping completion detection.",
-        discussion: "The directory must lie under an instrument root. A run that already has a job keeps it.")
+        discussion: """
+            The directory must lie under an instrument root. A run that already has a job keeps it;             --priority then sets that job's priority.
+            """)
     @OptionGroup var options: ConfigOption
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "The run's priority: higher goes first (default: its instrument's priority, else 0).", valueName: "N"))
+    var priority: Int?
     @Argument(help: ArgumentHelp("The run directory.", valueName: "RUN_DIR")) var runDirectory: String
+
+    func validate() throws {
+        if let priority, !Configuration.priorities.contains(priority) {
+            throw ValidationError(
+                "--priority must be from \(Configuration.priorities.lowerBound) to \(Configuration.priorities.upperBound)")
+        }
+    }
 
     func run() async throws {
         let configuration = try options.load()
@@ -22,8 +36,12 @@ struct EnqueueCommand: AsyncParsableCommand {
                 stateDirectory: configuration.agent.stateDirectory, access: .client, backoff: configuration.retry.backoff)
             let result = try await queue.enqueue(
                 runPath: location.runPath, instrument: location.instrument.id, nasPath: location.nasPath,
-                reason: .enqueuedByHand, detail: "nassync enqueue")
-            let job = result.job
+                priority: priority ?? location.instrument.priority, reason: .enqueuedByHand, detail: "nassync enqueue")
+            var job = result.job
+            if !result.created, let priority, job.state != .cleaned, job.priority != priority {
+                job = try await queue.setPriority(job: job.id!, to: priority, by: "nassync enqueue").job
+                print("job \(job.id!): priority set to \(priority)")
+            }
             if result.created {
                 if let logFile = configuration.agent.logFile {
                     EventLog.appendToExisting(

@@ -13,7 +13,8 @@ struct Nassync: AsyncParsableCommand {
             """,
         version: nassyncVersion,
         subcommands: [
-            RunCommand.self, StatusCommand.self, RetryCommand.self, EnqueueCommand.self, DoctorCommand.self,
+            RunCommand.self, StatusCommand.self, RetryCommand.self, IgnoreCommand.self, EnqueueCommand.self,
+            DoctorCommand.self,
             ServicePathsCommand.self,
         ]
     )

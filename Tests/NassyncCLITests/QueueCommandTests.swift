@@ -134,4 +134,33 @@ struct QueueCommandTests {
         #expect(result.status == 1)
         #expect(result.stderr.contains("not a nassync queue"))
     }
+
+    @Test("enqueue --priority sets a run's priority, also of a job already queued; ignore writes a request the agent acts on")
+    func priorityAndIgnore() throws {
+        let (folder, config, root) = try setUp("cli-priority")
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        try FileManager.default.createDirectory(atPath: root + "/run1", withIntermediateDirectories: true)
+        #expect(try NassyncBinary.run(["enqueue", "--config", config, "--priority", "7", root + "/run1"]).status == 0)
+        func priority() throws -> Int? {
+            let json = try NassyncBinary.run(["status", "--config", config, "--json"]).stdout
+            return (try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [[String: Any]])?.first?["priority"] as? Int
+        }
+        #expect(try priority() == 7)
+        let again = try NassyncBinary.run(["enqueue", "--config", config, "--priority=-2", root + "/run1"])
+        #expect(again.status == 0 && again.stdout.contains("priority set to -2"), "\(again.stdout)")
+        #expect(try priority() == -2)
+        #expect(try NassyncBinary.run(["status", "--config", config]).stdout.contains("PRIO"))
+        let tooHigh = try NassyncBinary.run(["enqueue", "--config", config, "--priority", "5000", root + "/run1"])
+        #expect(tooHigh.status == 64 && tooHigh.stderr.contains("--priority must be from -1000 to 1000"), "\(tooHigh.stderr)")
+
+        let outside = try NassyncBinary.run(["ignore", "--config", config, folder])
+        #expect(outside.status == 64 && outside.stderr.contains("not under an instrument root"), "\(outside.stderr)")
+        #expect(try NassyncBinary.run(["ignore", "--config", config, "99"]).status == 1, "no such job")
+        let asked = try NassyncBinary.run(["ignore", "--config", config, root + "/run1"])
+        #expect(asked.status == 0, "\(asked.stderr)")
+        let control = folder + "/state/control"
+        let files = try FileManager.default.contentsOfDirectory(atPath: control).filter { $0.hasPrefix("ignore-") }
+        #expect(files.count == 1)
+        #expect(try String(contentsOfFile: control + "/" + files[0], encoding: .utf8) == root + "/run1\n")
+    }
 }

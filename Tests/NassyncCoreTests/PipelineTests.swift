@@ -25,7 +25,7 @@ struct PipelineTests {
         init(
             _ label: String, key: String? = nil, method: String = "auto", passes: Int = 2, cleanup: Bool = true,
             port: Int? = nil, knownHosts: String? = nil, remoteCommand: String? = nil, remoteRoot: String? = nil,
-            nasExtra: String = ""
+            nasExtra: String = "", instrumentLines: [String] = []
         ) throws {
             nas = try TestNAS.require()
             folder = try makeLocalFolder("pipeline-" + label)
@@ -38,7 +38,8 @@ struct PipelineTests {
                 logFile: "-", workers: nil,
                 verify: ["passes = \(passes)", "interval = \"1h\"", "method = \"\(method)\""]
                     + (remoteCommand.map { ["remote_command = \"\($0)\""] } ?? []),
-                cleanup: ["enabled = \(cleanup)", "min_age = \"1d\""], watcher: [], retry: ["backoff = [\"30s\", \"2m\"]"]
+                cleanup: ["enabled = \(cleanup)", "min_age = \"1d\""], watcher: [], retry: ["backoff = [\"30s\", \"2m\"]"],
+                instruments: [TestConfig.Instrument(lines: instrumentLines)]
             ).text
             configuration = try Configuration.parse(text, file: folder + "/nassync.toml")
             queue = try JobQueue(

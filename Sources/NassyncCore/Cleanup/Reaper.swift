@@ -263,8 +263,11 @@ public final class Reaper: AgentLoop {
                     if case .deleted(let size) = try deleter.delete(entry) { deletion.deleted(entry.path, bytes: size) }
                 }
                 // What is gone locally is marked as it goes: a crash must not make it forgotten.
-                try queue.markDeletedBlocking(job: id, paths: deletion.unmarked)
+                let stillEligible = try queue.markDeletedBlocking(job: id, paths: deletion.unmarked)
                 deletion.unmarked.removeAll()
+                guard stillEligible else {
+                    throw SafeDeleter.Refusal(message: "the job was set aside or retried while it was being cleaned")
+                }
             }
         } catch let refusal as SafeDeleter.Refusal where deletion.files > 0 {
             deletion.stoppedBy = refusal

@@ -200,8 +200,9 @@ extension Configuration {
             throw table.error(nil, "needs marker, quiet or both, to tell when a run is finished")
         }
         let ignore = try table.stringArray("ignore") ?? []
+        let priority = try table.int("priority", in: Configuration.priorities) ?? 0
         try table.rejectUnknownKeys()
-        return Instrument(id: id, root: root, runs: runs, marker: marker, quiet: quiet, ignore: ignore)
+        return Instrument(id: id, root: root, runs: runs, marker: marker, quiet: quiet, ignore: ignore, priority: priority)
     }
 
     private static func checkRelativePattern(_ pattern: String, key: String, table: TableReader) throws {

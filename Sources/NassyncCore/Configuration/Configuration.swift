@@ -92,7 +92,12 @@ public struct Configuration: Sendable, Equatable {
         /// ... and/or when nothing in it changed for this long.
         public var quiet: Duration?
         public var ignore: [String]
+        /// Its runs' priority in the queue, unless one is given for a run: higher goes first.
+        public var priority: Int = 0
     }
+
+    /// The range a priority may take, in the config and on the command line.
+    public static let priorities = -1000...1000
 
     /// The file this was read from.
     public var sourceFile: String

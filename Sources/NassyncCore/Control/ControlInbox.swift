@@ -70,17 +70,33 @@ public final class ControlInbox: AgentLoop {
         if paused.swap(nowPaused) != nowPaused {
             logger.notice(nowPaused ? "agent.paused" : "agent.resumed", metadata: ["control": .string(directory)])
         }
-        for name in folder.names() where Self.isRetryRequest(name) && !stuck.withLock({ $0.contains(name) }) {
-            await handle(name, in: folder)
+        for name in folder.names() where !stuck.withLock({ $0.contains(name) }) {
+            guard let kind = Self.requestKind(name) else { continue }
+            await handle(name, kind, in: folder)
         }
     }
 
-    /// `retry…`, but not our own temporary files (dot-prefixed) nor already rejected ones.
-    static func isRetryRequest(_ name: [UInt8]) -> Bool {
-        name.starts(with: Array("retry".utf8)) && !name.reversed().starts(with: Array(".rejected".utf8).reversed())
+    /// What a control file asks for, by the start of its name.
+    enum RequestKind: String, CaseIterable {
+        /// Lines of job ids or run folders (none: every failed job) to retry.
+        case retry
+        /// Lines of job ids or run folders to set aside.
+        case ignore
+        /// Lines of `N JOB_ID` or `N RUN_DIR`: the job's priority.
+        case priority
     }
 
-    private func handle(_ rawName: [UInt8], in folder: borrowing ControlFolder) async {
+    /// `retry…`, `ignore…` or `priority…`, but not our own temporary files (dot-prefixed) nor
+    /// already rejected ones.
+    static func requestKind(_ name: [UInt8]) -> RequestKind? {
+        guard !name.reversed().starts(with: Array(".rejected".utf8).reversed()) else { return nil }
+        return RequestKind.allCases.first { name.starts(with: Array($0.rawValue.utf8)) }
+    }
+
+    /// Kept for the tests that name retry files.
+    static func isRetryRequest(_ name: [UInt8]) -> Bool { requestKind(name) == .retry }
+
+    private func handle(_ rawName: [UInt8], _ kind: RequestKind, in folder: borrowing ControlFolder) async {
         let name = String(pathBytes: rawName)  // for the log only
         let data: [UInt8]
         // Against the system's time, not the agent clock: the file's mtime is the kernel's.
@@ -101,15 +117,22 @@ public final class ControlInbox: AgentLoop {
 
         var rejected: [String] = []
         do {
-            if lines.isEmpty {
-                let failed = try await queue.jobs(in: .failed)
+            if lines.isEmpty && kind == .retry {
+                // Every failed job but those set aside: only a retry that names one takes it back.
+                let failed = try await queue.jobs(in: .failed).filter { $0.ignoredAt == nil }
                 for job in failed { try await retry(job, requestedBy: name) }
                 logger.info("control.retry_all", metadata: ["file": .string(name), "jobs": .stringConvertible(failed.count)])
+            } else if lines.isEmpty {
+                rejected.append("an empty \(kind.rawValue) file names no job")
             } else {
                 for line in lines {
-                    if let reason = try await retry(line: line, file: name) {
-                        rejected.append("\(recognisable(line)): \(reason)")
+                    let reason: String?
+                    switch kind {
+                    case .retry: reason = try await retry(line: line, file: name)
+                    case .ignore: reason = try await setAside(line: line, file: name)
+                    case .priority: reason = try await setPriority(line: line, file: name)
                     }
+                    if let reason { rejected.append("\(recognisable(line)): \(reason)") }
                 }
             }
         } catch {
@@ -158,15 +181,20 @@ public final class ControlInbox: AgentLoop {
         return "a line of \(line.utf8.count) bytes"
     }
 
-    /// Retries the job a line names; returns why not, if it cannot.
-    private func retry(line: String, file: String) async throws -> String? {
+    /// The job a line names: a job id, or a run folder (exactly, else without surrounding spaces).
+    private func job(named line: String) async throws -> Job? {
         let trimmed = line.trimmingCharacters(in: .whitespaces)
         var job = try await queue.job(named: line)
         if job == nil, trimmed != line { job = try await queue.job(named: trimmed) }
         if job == nil, trimmed.hasPathPrefix("/") {
             job = try await queue.job(runPath: LocalPath.absolute(trimmed, relativeTo: "/"))
         }
-        guard let job else { return "no such job or run" }
+        return job
+    }
+
+    /// Retries the job a line names; returns why not, if it cannot.
+    private func retry(line: String, file: String) async throws -> String? {
+        guard let job = try await job(named: line) else { return "no such job or run" }
         guard job.state == .failed else { return "job \(job.id!) is \(job.state.rawValue), not failed" }
         try await retry(job, requestedBy: file)
         return nil
@@ -181,6 +209,53 @@ public final class ControlInbox: AgentLoop {
             metadata: ["job": .stringConvertible(job.id!), "run": .string(job.runPath), "file": .string(file),
                        "kept_passes": .stringConvertible(retried.verifyPasses),
                        "previous_error": .string(job.lastError ?? "")])
+    }
+
+    /// Sets aside the job a line names. A run folder under an instrument root that has no job
+    /// yet gets one, set aside at once, so the watcher never queues it.
+    private func setAside(line: String, file: String) async throws -> String? {
+        var found = try await job(named: line)
+        if let open = found, open.state == .cleaned { found = nil }  // a run name that came back
+        if found == nil {
+            let trimmed = line.trimmingCharacters(in: .whitespaces)
+            guard trimmed.hasPathPrefix("/"),
+                let location = try? RunLocation.locate(trimmed, in: configuration, workingDirectory: "/")
+            else { return "no such job, and not a run folder under an instrument root" }
+            found = try await queue.enqueue(
+                runPath: location.runPath, instrument: location.instrument.id, nasPath: location.nasPath,
+                priority: location.instrument.priority, reason: .enqueuedByHand, detail: "to be set aside (\(file))"
+            ).job
+        }
+        guard let job = found else { return "no such job or run" }
+        guard job.state != .cleaned else { return "job \(job.id!) is cleaned: its local data is already gone" }
+        let previous = job.state
+        let updated = try await queue.setAside(job: job.id!, by: file)
+        logger.notice(
+            "job.set_aside",
+            metadata: ["job": .stringConvertible(job.id!), "run": .string(job.runPath), "file": .string(file),
+                       "previous_state": .string(previous.rawValue),
+                       "action": .string("nothing of it is sent or deleted until a retry names it")])
+        _ = updated
+        return nil
+    }
+
+    /// Sets the priority a line gives (`N JOB_ID` or `N RUN_DIR`) to the job it names.
+    private func setPriority(line: String, file: String) async throws -> String? {
+        let trimmed = line.drop { $0 == " " || $0 == "\t" }
+        guard let space = trimmed.firstIndex(where: { $0 == " " || $0 == "\t" }),
+            let priority = Int(trimmed[..<space]), Configuration.priorities.contains(priority)
+        else {
+            return "a priority line is \"N JOB_ID\" or \"N RUN_DIR\", N from \(Configuration.priorities.lowerBound) to "
+                + "\(Configuration.priorities.upperBound)"
+        }
+        guard let job = try await job(named: String(trimmed[space...].dropFirst())) else { return "no such job or run" }
+        guard job.state != .cleaned else { return "job \(job.id!) is cleaned" }
+        let (updated, previous) = try await queue.setPriority(job: job.id!, to: priority, by: file)
+        logger.info(
+            "job.priority_set",
+            metadata: ["job": .stringConvertible(job.id!), "run": .string(job.runPath), "file": .string(file),
+                       "priority": .stringConvertible(updated.priority), "previous": .stringConvertible(previous)])
+        return nil
     }
 
     /// Proven passes survive a retry only if the run holds exactly the manifest's entries, each

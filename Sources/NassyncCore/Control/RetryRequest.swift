@@ -18,9 +18,10 @@ public enum RetryRequest {
 
     /// Writes the request under a hidden temporary name and renames it into place, so the agent
     /// never reads half a file. Returns the file's path.
-    public static func write(_ target: Target, controlDirectory: String) throws -> String {
+    /// `kind` names the file (`retry`, `ignore`): what the agent does with the job it names.
+    public static func write(_ target: Target, controlDirectory: String, kind: String = "retry") throws -> String {
         try FileManager.default.createDirectory(atPath: controlDirectory, withIntermediateDirectories: true)
-        let name = "retry-\(Int(Date().timeIntervalSince1970))-\(getpid())-\(UUID().uuidString.prefix(8))"
+        let name = "\(kind)-\(Int(Date().timeIntervalSince1970))-\(getpid())-\(UUID().uuidString.prefix(8))"
         let temporary = controlDirectory + "/." + name + ".tmp"
         let final = controlDirectory + "/" + name
         try Data(target.line.pathBytes).write(to: URL(fileURLWithPath: temporary))

@@ -24,6 +24,8 @@ public enum EventReason: String, Sendable, CaseIterable {
     case cleanupStoppedHalfway = "cleanup stopped halfway"
     case localDataDeleted = "local data deleted"
     case localDataAlreadyGone = "local data already gone"
+    case prioritySet = "priority set"
+    case setAside = "set aside"
 
     /// The reasons of failed attempts, as `nassync_failures_total` counts them.
     public static let failures: [EventReason] = [.transientFailure, .terminalFailure, .verifyMismatch]

@@ -41,6 +41,9 @@ public struct Job: Sendable, Equatable, FetchableRecord, TableRecord, Identifiab
     /// NAS folder, so a folder of another run (or of the same name come back) is never written
     /// over, even by an agent with a fresh queue.
     public var runID: String?
+    /// When an operator set the job aside (`nassync ignore`); nil when it was not, or was
+    /// taken back by a retry.
+    public var ignoredAt: Date?
 
     public enum Columns {
         public static let id = Column("id")
@@ -82,6 +85,7 @@ extension Job {
         bytes = row["bytes"]
         updatedAt = row["updated_at"]
         runID = row["run_id"]
+        ignoredAt = row["ignored_at"]
     }
 }
 

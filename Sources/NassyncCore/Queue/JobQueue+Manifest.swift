@@ -18,15 +18,16 @@ extension JobQueue {
 
     /// Marks files a cleanup has deleted, as it goes (blocking: called from the thread that
     /// deletes): their NAS copies are now the only ones, which a later transfer of the job must
-    /// know even if the agent dies before the cleanup is recorded.
-    public func markDeletedBlocking(job id: Int64, paths: [String]) throws {
-        guard !paths.isEmpty else { return }
+    /// know even if the agent dies before the cleanup is recorded. Marked whatever the job's state
+    /// (they are gone either way); returns whether the job is still `cleanup_eligible`, which a
+    /// cleanup must check before it deletes more (an operator may have set it aside).
+    public func markDeletedBlocking(job id: Int64, paths: [String]) throws -> Bool {
         let now = self.now()
         do {
-            try pool.write { db in
-                try Self.check(try Self.fetchJob(db, id), expected: .cleanupEligible, claimedBy: nil)
+            return try pool.write { db in
                 let mark = try db.cachedStatement(sql: "UPDATE files SET deleted_at = ? WHERE job_id = ? AND path = ?")
                 for path in paths { try mark.execute(arguments: [now, id, path]) }
+                return try Self.fetchJob(db, id).state == .cleanupEligible
             }
         } catch {
             throw Self.translate(error, path: path)

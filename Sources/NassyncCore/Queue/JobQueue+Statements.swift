@@ -49,13 +49,14 @@ extension JobQueue {
                 UPDATE jobs SET instrument = ?, state = ?, priority = ?, attempts = ?, last_attempt_at = ?,
                     next_attempt_at = ?, last_error = ?, verify_passes = ?, first_verified_at = ?, verified_at = ?,
                     enqueued_at = ?, nas_path = ?, claimed_by = ?, claimed_at = ?, heartbeat_at = ?, files = ?,
-                    bytes = ?, updated_at = ?, run_id = ?
+                    bytes = ?, updated_at = ?, run_id = ?, ignored_at = ?
                 WHERE id = ?
                 """
         ).execute(arguments: [
             job.instrument, job.state.rawValue, job.priority, job.attempts, job.lastAttemptAt, job.nextAttemptAt,
             job.lastError, job.verifyPasses, job.firstVerifiedAt, job.verifiedAt, job.enqueuedAt, job.nasPath,
-            job.claimedBy, job.claimedAt, job.heartbeatAt, job.files, job.bytes, job.updatedAt, job.runID, job.id,
+            job.claimedBy, job.claimedAt, job.heartbeatAt, job.files, job.bytes, job.updatedAt, job.runID, job.ignoredAt,
+            job.id,
         ])
     }
 

@@ -141,6 +141,7 @@ extension JobQueue {
             job.attempts = 0
             job.lastError = nil
             job.nextAttemptAt = nil
+            job.ignoredAt = nil  // a retry takes a run set aside back
             if !keepPasses { job.forgetProof() }
         }
     }

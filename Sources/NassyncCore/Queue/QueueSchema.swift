@@ -197,6 +197,11 @@ enum QueueSchema {
                     )
                     """)
         }
+        migrator.registerMigration("v8: runs set aside") { db in
+            // When an operator set the job aside (`nassync ignore`): it is `failed`, and stays so
+            // until a retry names it; nothing of it is sent or deleted meanwhile.
+            try db.execute(sql: "ALTER TABLE jobs ADD COLUMN ignored_at DATETIME")
+        }
         return migrator
     }
 }

@@ -23,6 +23,7 @@ public enum JobReport {
             "updated_at": time(job.updatedAt),
             "nas_path": JSONText.string(job.nasPath),
             "run_id": JSONText.string(job.runID),
+            "ignored_at": time(job.ignoredAt),
             "files": String(job.files),
             "bytes": String(job.bytes),
         ])
@@ -62,7 +63,7 @@ public enum JobReport {
 
     /// Column layout of the table; fixed so rows can be printed as they are read.
     public static let tableHeader = row(
-        id: "ID", state: "STATE", attempts: "TRIES", passes: "PASSES", files: "FILES", bytes: "SIZE",
+        id: "ID", state: "STATE", priority: "PRIO", attempts: "TRIES", passes: "PASSES", files: "FILES", bytes: "SIZE",
         enqueued: "ENQUEUED", next: "NEXT", run: "RUN")
 
     /// Where a job's progress or waiting line starts under its row: below the STATE column.
@@ -74,16 +75,18 @@ public enum JobReport {
             run += "  (" + printable(error) + ")"
         }
         return row(
-            id: String(job.id ?? 0), state: job.state.rawValue, attempts: String(job.attempts),
+            id: String(job.id ?? 0), state: job.state.rawValue, priority: String(job.priority),
+            attempts: String(job.attempts),
             passes: String(job.verifyPasses), files: String(job.files), bytes: byteCount(job.bytes),
             enqueued: shortTime(job.enqueuedAt), next: job.nextAttemptAt.map(shortTime) ?? "-", run: run)
     }
 
     private static func row(
-        id: String, state: String, attempts: String, passes: String, files: String, bytes: String, enqueued: String,
+        id: String, state: String, priority: String, attempts: String, passes: String, files: String, bytes: String, enqueued: String,
         next: String, run: String
     ) -> String {
-        pad(id, 8, right: true) + "  " + pad(state, 16) + "  " + pad(attempts, 5, right: true) + "  "
+        pad(id, 8, right: true) + "  " + pad(state, 16) + "  " + pad(priority, 5, right: true) + "  "
+            + pad(attempts, 5, right: true) + "  "
             + pad(passes, 6, right: true) + "  " + pad(files, 7, right: true) + "  " + pad(bytes, 9, right: true) + "  "
             + pad(enqueued, 20) + "  " + pad(next, 20) + "  " + run
     }

@@ -302,7 +302,7 @@ public final class Watcher: Sendable {
             let relative = observation.runPath.droppingPathBytes(instrument.root.utf8.count + 1)
             return JobQueue.EnqueueRequest(
                 runPath: observation.runPath, instrument: instrument.id,
-                nasPath: RemotePath.join(configuration.nas.root, instrument.id, relative))
+                nasPath: RemotePath.join(configuration.nas.root, instrument.id, relative), priority: instrument.priority)
         }
         let results = try await queue.enqueue(requests, reason: .runFinished)
         var enqueued: [Job] = []
