@@ -115,11 +115,13 @@ public final class SFTPConnection: @unchecked Sendable {
     }
 
     /// Sends a local file; see `SSHSession.upload`. Returns the SHA-256 of the bytes sent.
+    /// `pacer` holds the upload to a rate (nil: as fast as the link goes).
     public func upload(
-        from localPath: String, to remotePath: String, resumingAt offset: UInt64 = 0, fsync: Bool = true
+        from localPath: String, to remotePath: String, resumingAt offset: UInt64 = 0, fsync: Bool = true,
+        pacer: (any UploadPacer)? = nil
     ) async throws -> UploadResult {
         try await perform {
-            try $0.upload(localPath: localPath, remotePath: remotePath, offset: offset, fsync: fsync)
+            try $0.upload(localPath: localPath, remotePath: remotePath, offset: offset, fsync: fsync, pacer: pacer)
         }
     }
 

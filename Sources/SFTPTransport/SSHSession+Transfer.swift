@@ -15,7 +15,9 @@ extension SSHSession {
     ///
     /// A resume trusts nothing on the NAS: the partial copy is read back and must hash like the
     /// local file's start, or it is replaced from byte 0.
-    func upload(localPath: String, remotePath: String, offset requestedOffset: UInt64, fsync: Bool) throws -> UploadResult {
+    func upload(
+        localPath: String, remotePath: String, offset requestedOffset: UInt64, fsync: Bool, pacer: (any UploadPacer)? = nil
+    ) throws -> UploadResult {
         let sftp = try requireSFTP()
         let local = try LocalFile(openForReading: localPath)
         var offset = requestedOffset
@@ -105,6 +107,7 @@ extension SSHSession {
             }
             pending = (pending.lowerBound + rc)..<pending.upperBound
             bytesMoved.add(UInt64(rc), ordering: .relaxed)
+            pacer?.pace(rc) { [socket] in socket.isInterrupted }
         }
 
         if remoteSizeBefore > position {

@@ -6,7 +6,7 @@ import NassyncCore
 struct RunCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "run", abstract: "Run the agent in the foreground (systemd runs this).",
-        discussion: "Stops gracefully on SIGTERM or SIGINT; SIGHUP reopens the log file and reloads the config file ([verify], [cleanup] and [retry] at once; the rest at the next start).")
+        discussion: "Stops gracefully on SIGTERM or SIGINT; SIGHUP reopens the log file and reloads the config file ([verify], [cleanup], [retry] and agent.bandwidth at once; the rest at the next start).")
     @OptionGroup var options: ConfigOption
 
     func run() async throws {

@@ -121,6 +121,11 @@ struct StatusCommand: AsyncParsableCommand {
         let total = counts.values.reduce(0, +)
         let summary = JobState.allCases.compactMap { counts[$0]! > 0 ? "\(counts[$0]!) \($0.rawValue)" : nil }
         output.write("\(total) job\(total == 1 ? "" : "s")" + (summary.isEmpty ? "" : ": " + summary.joined(separator: ", ")) + "\n")
+        // Each instrument root's free space, as the agent last measured it.
+        for disk in try await queue.diskSpace() {
+            output.write("disk \(disk.instrument) \(JobReport.printable(disk.root)): \(disk.summary)"
+                + " (\(JobReport.shortTime(disk.measuredAt)))\n")
+        }
         if total > 0 {
             output.write(JobReport.tableHeader + "\n")
             try await queue.forEachJob(in: state) { job in

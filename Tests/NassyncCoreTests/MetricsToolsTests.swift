@@ -39,6 +39,7 @@ struct MetricsToolsTests {
         await reaper.sweep()
         #expect(try await p.job(id).state == .cleaned)
         _ = try await p.queueRun("waiting", files: [:])
+        await DiskWatch(configuration: p.configuration, queue: p.queue, logger: p.log.logger, clock: p.clock.agent).check()
         return try await MetricsTextfile.render(queue: p.queue, metrics: metrics, now: p.clock.now)
     }
 
@@ -100,6 +101,7 @@ struct MetricsToolsTests {
         #expect(scraped.contains("nassync_jobs{state=\"cleaned\"} 1\n"), "\(scraped.prefix(2000))")
         #expect(scraped.contains("nassync_jobs{state=\"queued\"} 1\n"))
         #expect(scraped.contains("nassync_instrument_bytes_sent_total{instrument=\"SEQ_1\"} 1004\n"))
+        #expect(scraped.contains("nassync_instrument_disk_full_in_seconds{instrument=\"SEQ_1\"} +Inf\n"))
         #expect(scraped.contains("node_textfile_scrape_error 0\n"), "the textfile read without error")
     }
 

@@ -77,15 +77,19 @@ public final class Agent: Sendable {
             inbox,
         ]
         let metrics = AgentMetrics(instruments: configuration.instruments.map(\.id))
+        let pacer = BandwidthLimiter(live)  // one limit for every worker together
         for index in 1...configuration.agent.workers {
             loops.append(TransferWorker(
                 name: "worker-\(index)", configuration: configuration, queue: queue, logger: logger, metrics: metrics,
-                mayStart: { !inbox.isPaused }, roots: roots, clock: clock))
+                mayStart: { !inbox.isPaused }, roots: roots, clock: clock, pacer: pacer))
         }
         loops.append(Verifier(configuration: configuration, queue: queue, logger: logger, live: live, clock: clock))
+        let diskWatch = DiskWatch(
+            configuration: configuration, queue: queue, logger: logger, live: live, roots: roots, clock: clock)
+        loops.append(diskWatch)
         loops.append(Reaper(
             configuration: configuration, queue: queue, logger: logger, clock: clock, live: live, roots: roots,
-            metrics: metrics))
+            metrics: metrics, underPressure: { diskWatch.underPressure }))
         loops.append(ClaimSweeper(queue: queue, logger: logger, clock: clock))
         if configuration.metrics.enabled {
             loops.append(MetricsWriter(

@@ -25,13 +25,17 @@ public final class Reaper: AgentLoop {
     /// `live`, when given, is the agent's shared settings.
     /// Counts the runs it cleans, per instrument (`nassync_instrument_runs_cleaned_total`).
     let metrics: AgentMetrics?
+    /// Instruments whose roots fill too fast (`DiskWatch`): their largest runs are cleaned first.
+    let underPressure: @Sendable () -> Set<String>
 
     public init(
         configuration: Configuration, queue: JobQueue, logger: Logger, connect: NASConnector? = nil,
         clock: AgentClock = .system, tick: Duration = .milliseconds(500), live: LiveConfiguration? = nil,
-        roots: InstrumentRoots? = nil, metrics: AgentMetrics? = nil
+        roots: InstrumentRoots? = nil, metrics: AgentMetrics? = nil,
+        underPressure: @escaping @Sendable () -> Set<String> = { [] }
     ) {
         self.metrics = metrics
+        self.underPressure = underPressure
         self.tick = tick
         self.roots = roots ?? InstrumentRoots(configuration)
         self.live = live ?? LiveConfiguration(configuration)
@@ -70,12 +74,22 @@ public final class Reaper: AgentLoop {
                 try await promoteIfOldEnough(job)
             }
             guard configuration.cleanup.enabled else { return }
-            for job in try await queue.dueJobs(in: .cleanupEligible) where !Task.isCancelled {
+            for job in try await cleanupOrder() where !Task.isCancelled {
                 await clean(job)
             }
         } catch {
             logger.error("queue.error", metadata: ["error": .string("\(error)")])
         }
+    }
+
+    /// The due cleanups, in the order to do them: under disk pressure, the pressed roots' runs
+    /// first, largest first; every one still goes through all the checks of `clean`.
+    private func cleanupOrder() async throws -> [Job] {
+        let pressed = underPressure()
+        guard !pressed.isEmpty else { return try await queue.dueJobs(in: .cleanupEligible) }
+        let due = try await queue.dueJobs(in: .cleanupEligible, limit: 1000)
+        return due.filter { pressed.contains($0.instrument) }.sorted { $0.bytes > $1.bytes }
+            + due.filter { !pressed.contains($0.instrument) }
     }
 
     /// Drops `cleaned` jobs older than `agent.keep_cleaned` from the queue; their events stay.

@@ -88,6 +88,14 @@ extension Configuration {
         agent.keepCleaned = try table.duration("keep_cleaned", minimum: .seconds(3600)) ?? agent.keepCleaned
         agent.stallTimeout = try table.duration("stall_timeout", minimum: .seconds(5)) ?? agent.stallTimeout
         agent.stopTimeout = try table.duration("stop_timeout", minimum: .seconds(1)) ?? agent.stopTimeout
+        if let bandwidth = try table.string("bandwidth") {
+            do {
+                let schedule = try BandwidthSchedule.parse(bandwidth)
+                agent.bandwidth = schedule.entries.allSatisfy { $0.limit == nil } ? nil : schedule  // "off"
+            } catch {
+                throw table.error("bandwidth", error.description)
+            }
+        }
         try table.rejectUnknownKeys()
         return agent
     }
@@ -139,6 +147,7 @@ extension Configuration {
         guard var table = reader else { return cleanup }
         cleanup.enabled = try table.bool("enabled") ?? cleanup.enabled
         cleanup.minAge = try table.duration("min_age") ?? cleanup.minAge
+        if let hours = try table.int("warn_hours", in: 1...8760) { cleanup.warnHours = Double(hours) }
         try table.rejectUnknownKeys()
         return cleanup
     }

@@ -22,6 +22,8 @@ public struct Configuration: Sendable, Equatable {
         /// After SIGTERM, how long in-flight work has to hand back; the process exits 5 s
         /// later whatever still hangs. Keep it well under systemd's `TimeoutStopSec`.
         public var stopTimeout: Duration = .seconds(20)
+        /// For all transfers together (nil: no limit); reloaded by SIGHUP.
+        public var bandwidth: BandwidthSchedule?
     }
 
     public enum LogFormat: String, Sendable, Equatable, CaseIterable {
@@ -59,6 +61,9 @@ public struct Configuration: Sendable, Equatable {
     public struct Cleanup: Sendable, Equatable {
         public var enabled: Bool
         public var minAge: Duration
+        /// `disk.pressure` is logged when an instrument root would be full within this many hours
+        /// at the rate of the last hour.
+        public var warnHours: Double = 24
     }
 
     public struct Retry: Sendable, Equatable {

@@ -3,7 +3,8 @@ import Synchronization
 /// The settings in force, shared by the agent's parts.
 ///
 /// SIGHUP swaps in the sections that are read afresh for each pass, sweep or failure and so
-/// can change under running work: `[verify]`, `[cleanup]` and `[retry]`. The others (the NAS
+/// can change under running work: `[verify]`, `[cleanup]`, `[retry]` and `agent.bandwidth`
+/// (looked up for every batch of bytes sent). The others (the NAS
 /// login, workers and streams, the instrument roots the sandbox lets it delete under, log and
 /// state paths, the watcher, metrics) shape connections and loops that are already running,
 /// and wait for a restart.
@@ -38,6 +39,10 @@ public final class LiveConfiguration: Sendable {
             if current.retry != edited.retry {
                 current.retry = edited.retry
                 reload.applied.append("retry")
+            }
+            if current.agent.bandwidth != edited.agent.bandwidth {
+                current.agent.bandwidth = edited.agent.bandwidth
+                reload.applied.append("agent.bandwidth")
             }
             if current.agent != edited.agent { reload.needsRestart.append("agent") }
             if current.nas != edited.nas { reload.needsRestart.append("nas") }

@@ -31,6 +31,7 @@ public struct Doctor: Sendable {
         for instrument in config.instruments {
             emit(LocalChecks.instrumentRoot(instrument))
         }
+        emit(LocalChecks.bandwidth(config.agent.bandwidth))
         emit(LocalChecks.stateDirectory(config.agent.stateDirectory))
         let keyCheck = LocalChecks.identityFile(config.nas.identityFile)
         emit(keyCheck)

@@ -1,3 +1,4 @@
+import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -24,7 +25,21 @@ enum LocalChecks {
                 name: name, outcome: .failed, detail: "\(root) is not readable and writable: \(String(cString: strerror(errno)))",
                 fix: "let the nassync user read and delete there (e.g. a group with rwx on \(root))")
         }
-        return DoctorCheck(name: name, outcome: .passed, detail: "\(root) is readable and writable")
+        var detail = "\(root) is readable and writable"
+        if let space = try? DiskSpace.measure(root) {
+            detail += "; \(JobReport.byteCount(space.free)) free of \(JobReport.byteCount(space.total))"
+        }
+        return DoctorCheck(name: name, outcome: .passed, detail: detail)
+    }
+
+    /// `[agent] bandwidth` and the limit in force now.
+    static func bandwidth(_ schedule: BandwidthSchedule?, now: Date = Date()) -> DoctorCheck {
+        guard let schedule else {
+            return DoctorCheck(name: "bandwidth", outcome: .passed, detail: "no limit (agent.bandwidth is off)")
+        }
+        let inForce = schedule.limit(at: now).map { "\(JobReport.byteCount($0))/s" } ?? "no limit"
+        return DoctorCheck(
+            name: "bandwidth", outcome: .passed, detail: "\(schedule.description.debugDescription): now \(inForce)")
     }
 
     static func stateDirectory(_ path: String) -> DoctorCheck {

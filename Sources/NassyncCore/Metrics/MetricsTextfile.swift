@@ -132,6 +132,18 @@ public enum MetricsTextfile {
         ) { instrument in
             String(format: "%.0f", perInstrument.oldest[instrument].map { max(0, now.timeIntervalSince($0)) } ?? 0)
         }
+        let disks = try await queue.diskSpace()
+        func diskMetric(_ name: String, _ help: String, _ value: (DiskSpace) -> String) {
+            text += "# HELP \(name) \(help)\n# TYPE \(name) gauge\n"
+            for disk in disks { text += "\(name){instrument=\"\(labelValue(disk.instrument))\"} \(value(disk))\n" }
+        }
+        diskMetric("nassync_instrument_disk_free_bytes", "Free bytes of the instrument root's file system.") {
+            "\($0.freeBytes)"
+        }
+        diskMetric(
+            "nassync_instrument_disk_full_in_seconds",
+            "Time until the instrument root is full at the rate of the last hour (+Inf while it is not filling)."
+        ) { $0.hoursUntilFull.map { String(format: "%.0f", $0 * 3600) } ?? "+Inf" }
         return text
     }
 

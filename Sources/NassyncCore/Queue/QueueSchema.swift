@@ -202,6 +202,20 @@ enum QueueSchema {
             // until a retry names it; nothing of it is sent or deleted meanwhile.
             try db.execute(sql: "ALTER TABLE jobs ADD COLUMN ignored_at DATETIME")
         }
+        migrator.registerMigration("v9: free space of the instrument roots") { db in
+            // Written by the agent's disk watch every minute, for `nassync status` and the metrics.
+            try db.execute(
+                sql: """
+                    CREATE TABLE disk_space (
+                        instrument TEXT PRIMARY KEY,
+                        root TEXT NOT NULL,
+                        free_bytes INTEGER NOT NULL,
+                        total_bytes INTEGER NOT NULL,
+                        hours_until_full REAL,
+                        measured_at DATETIME NOT NULL
+                    ) WITHOUT ROWID
+                    """)
+        }
         return migrator
     }
 }

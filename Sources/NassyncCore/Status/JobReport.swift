@@ -97,7 +97,7 @@ public enum JobReport {
     }
 
     /// `2026-11-22T13:45:00Z`: the table has no room for milliseconds.
-    static func shortTime(_ date: Date) -> String {
+    public static func shortTime(_ date: Date) -> String {
         let full = Timestamp.iso8601(date)
         return String(full.prefix(19)) + "Z"
     }

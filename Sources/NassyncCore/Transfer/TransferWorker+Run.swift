@@ -278,7 +278,7 @@ extension TransferWorker {
         {
             offset = partial.size  // resume where the NAS copy ends
         }
-        let result = try await sftp.upload(from: local, to: temporary, resumingAt: offset, fsync: fsync)
+        let result = try await sftp.upload(from: local, to: temporary, resumingAt: offset, fsync: fsync, pacer: pacer)
         // Judged on the descriptor that was read, before and after: a file renamed or swapped in
         // under this name, or written to while it was read, is another file than the one listed.
         guard result.size == UInt64(entry.size), let before = result.localBefore, let after = result.localAfter,

@@ -39,14 +39,18 @@ public final class TransferWorker: AgentLoop {
     let durability = LockedValue<(connection: UUID, found: NASDurability)?>(nil)
     /// The last way logged (`transfer.durability`), so a reconnect does not repeat it.
     let reportedDurability = LockedValue<NASDurability?>(nil)
+    /// `[agent] bandwidth`, shared by every worker of the agent.
+    let pacer: BandwidthLimiter
     /// Manifest rows saved per write transaction while a run is scanned.
     static let scanBatch = 1000
 
     public init(
         name: String, configuration: Configuration, queue: JobQueue, logger: Logger, idleDelay: Duration = .milliseconds(250),
         metrics: AgentMetrics? = nil, mayStart: @escaping @Sendable () -> Bool = { true }, connect: NASConnector? = nil,
-        roots: InstrumentRoots? = nil, clock: AgentClock = .system, heartbeatInterval: Duration = .seconds(10)
+        roots: InstrumentRoots? = nil, clock: AgentClock = .system, heartbeatInterval: Duration = .seconds(10),
+        pacer: BandwidthLimiter? = nil
     ) {
+        self.pacer = pacer ?? BandwidthLimiter(LiveConfiguration(configuration))
         self.name = name
         self.clock = clock
         self.heartbeatInterval = heartbeatInterval
