@@ -124,4 +124,34 @@ struct OperatorControlsTests {
         #expect(try await s.p.job(provenID).state == .cleaned)
         #expect(!FileManager.default.fileExists(atPath: proven))
     }
+
+    @Test("a cleanup's pages are read only while the job is cleanup_eligible, and list only files sent and hashed")
+    func cleanupPagesGuarded() async throws {
+        let s = try Setup("cleanup-pages")
+        let id = try await s.p.queueRun("run", files: ["a": [1], "b": [2]])
+        try await s.p.transfer()
+        for _ in 0..<2 {
+            try await s.p.verifyDue()
+            s.p.clock.advance(by: .seconds(3600))
+        }
+        _ = try await s.p.queue.transition(job: id, to: .cleanupEligible, reason: .oldEnough)
+        // A row no transfer sent (what a later scan would write) is never offered for deletion.
+        _ = try await s.p.queue.replaceManifest(
+            job: id,
+            entries: try await s.p.queue.manifest(job: id) + [
+                ManifestEntry(path: "new", kind: .file, size: 1, mtimeNanoseconds: 1, inode: 99),
+            ],
+            runSignature: nil)
+        var listed: [String] = []
+        try s.p.queue.forEachCleanupPageBlocking(job: id, kinds: [.file]) { listed += $0.map(\.path) }
+        #expect(listed == ["RunComplete.txt", "a", "b"], "positive control, and no unsent row: \(listed)")
+
+        // Set aside: the next page read refuses, and nothing is handed out.
+        try await s.p.queue.setAside(job: id, by: "test")
+        listed = []
+        #expect(throws: SafeDeleter.Refusal.self) {
+            try s.p.queue.forEachCleanupPageBlocking(job: id, kinds: [.file]) { listed += $0.map(\.path) }
+        }
+        #expect(listed.isEmpty)
+    }
 }

@@ -266,12 +266,12 @@ public final class Reaper: AgentLoop {
         let deleter = try SafeDeleter(root: location.instrument.root, relativeRun: location.relativePath)
         // Everything is checked before anything is deleted, so a run that changed anywhere is
         // left whole; each file is checked once more as it is deleted.
-        try queue.forEachManifestPageBlocking(job: id, kinds: [.file, .symlink]) { page in
+        try queue.forEachCleanupPageBlocking(job: id, kinds: [.file, .symlink]) { page in
             try deleter.checkAll(page, progress: progress)
         }
         var deletion = Deletion()
         do {
-            try queue.forEachManifestPageBlocking(job: id, kinds: [.file, .symlink]) { page in
+            try queue.forEachCleanupPageBlocking(job: id, kinds: [.file, .symlink]) { page in
                 for entry in page where entry.deletedAt == nil {
                     defer { progress.tick() }
                     if case .deleted(let size) = try deleter.delete(entry) { deletion.deleted(entry.path, bytes: size) }
@@ -283,16 +283,19 @@ public final class Reaper: AgentLoop {
                     throw SafeDeleter.Refusal(message: "the job was set aside or retried while it was being cleaned")
                 }
             }
-        } catch let refusal as SafeDeleter.Refusal where deletion.files > 0 {
-            deletion.stoppedBy = refusal
+        } catch where deletion.files > 0 {
+            // Whatever stopped it (a changed file, a queue that cannot write), what was deleted
+            // is recorded, or at least logged by name.
+            deletion.stoppedBy = error as? SafeDeleter.Refusal
+                ?? SafeDeleter.Refusal(kind: .cannotDelete, message: "\(error)")
             return deletion
         }
-        try queue.forEachManifestPageBlocking(job: id, kinds: [.directory]) { page in
+        try queue.forEachCleanupPageBlocking(job: id, kinds: [.directory]) { page in
             try deleter.removeLeftovers(in: page.map(\.path)) { try queue.manifestEntriesBlocking(job: id, inode: $0) }
         }
         try deleter.removeLeftovers(in: [""]) { try queue.manifestEntriesBlocking(job: id, inode: $0) }
         // Deepest folders first, so parents can empty out; a folder with anything left stays.
-        try queue.forEachManifestPageBlocking(job: id, kinds: [.directory], descending: true) { page in
+        try queue.forEachCleanupPageBlocking(job: id, kinds: [.directory], descending: true) { page in
             for entry in page { deleter.removeIfEmpty(entry.path) }
         }
         deletion.runFolderGone = deleter.removeRunFolderIfEmpty()
@@ -371,8 +374,11 @@ public final class Reaper: AgentLoop {
                         missing.append(entry.path)
                         continue
                     }
+                    // As bytes: targets spelled in NFC and NFD are two targets.
                     let target = try? await sftp.readSymlink(RemotePath.join(nasPath, entry.path))
-                    if target != entry.linkTarget { missing.append(entry.path) }
+                    if target.map({ Array($0.utf8) }) != entry.linkTarget.map({ Array($0.utf8) }) {
+                        missing.append(entry.path)
+                    }
                 default: break
                 }
             }

@@ -216,26 +216,29 @@ public final class ControlInbox: AgentLoop {
     private func setAside(line: String, file: String) async throws -> String? {
         var found = try await job(named: line)
         if let open = found, open.state == .cleaned { found = nil }  // a run name that came back
-        if found == nil {
+        let job: Job
+        if let found {
+            job = try await queue.setAside(job: found.id!, by: file)
+        } else {
             let trimmed = line.trimmingCharacters(in: .whitespaces)
+            let absolute = LocalPath.absolute(trimmed, relativeTo: "/")
             guard trimmed.hasPathPrefix("/"),
-                let location = try? RunLocation.locate(trimmed, in: configuration, workingDirectory: "/")
+                let instrument = configuration.instruments.first(where: { LocalPath.isSameOrInside(absolute, $0.root) }),
+                // Looked at on the root's own thread: it may be a mount that hangs.
+                let location = try? await roots.access(instrument).run({ [configuration] _ in
+                    try RunLocation.locate(absolute, in: configuration, workingDirectory: "/")
+                })
             else { return "no such job, and not a run folder under an instrument root" }
-            found = try await queue.enqueue(
-                runPath: location.runPath, instrument: location.instrument.id, nasPath: location.nasPath,
-                priority: location.instrument.priority, reason: .enqueuedByHand, detail: "to be set aside (\(file))"
-            ).job
+            job = try await queue.setAside(
+                run: JobQueue.EnqueueRequest(
+                    runPath: location.runPath, instrument: location.instrument.id, nasPath: location.nasPath,
+                    priority: location.instrument.priority),
+                by: file)
         }
-        guard let job = found else { return "no such job or run" }
-        guard job.state != .cleaned else { return "job \(job.id!) is cleaned: its local data is already gone" }
-        let previous = job.state
-        let updated = try await queue.setAside(job: job.id!, by: file)
         logger.notice(
             "job.set_aside",
             metadata: ["job": .stringConvertible(job.id!), "run": .string(job.runPath), "file": .string(file),
-                       "previous_state": .string(previous.rawValue),
                        "action": .string("nothing of it is sent or deleted until a retry names it")])
-        _ = updated
         return nil
     }
 

@@ -33,29 +33,49 @@ extension JobQueue {
     @discardableResult
     public func setAside(job id: Int64, by who: String) async throws -> Job {
         let now = self.now()
+        return try await write { db in try self.setAside(db, job: id, by: who, at: now) }
+    }
+
+    /// Sets aside the run of `request`, making its job first if it has none: in one transaction,
+    /// so no worker can claim it in between.
+    @discardableResult
+    public func setAside(run request: EnqueueRequest, by who: String) async throws -> Job {
+        let now = self.now()
         return try await write { db in
-            var job = try Self.fetchJob(db, id)
-            if job.ignoredAt != nil { return job }
-            guard job.state != .cleaned else {
-                throw QueueError(.illegalTransition, "job \(id) is cleaned: its local data is already gone")
+            let id: Int64
+            if let open = try Self.fetchOpenJob(db, runPath: request.runPath) {
+                id = open.id!
+            } else {
+                id = try Self.insertJob(db, request, at: now)
+                try self.appendEvent(
+                    db, job: id, from: nil, to: .queued, reason: .enqueuedByHand, detail: "to be set aside (\(who))", at: now)
             }
-            let from = job.state
-            job.state = .failed
-            job.ignoredAt = now
-            job.lastError = "set aside by an operator (\(who)); nothing is sent or deleted until a retry names it"
-            job.nextAttemptAt = nil
-            job.claimedBy = nil
-            job.claimedAt = nil
-            job.heartbeatAt = nil
-            if from == .failed {
-                // Failed already: it stays failed, now for this reason.
-                job.updatedAt = now
-                try Self.updateJob(db, job)
-                try self.appendEvent(db, job: id, from: .failed, to: .failed, reason: .setAside, detail: who, at: now)
-                return try Self.fetchJob(db, id)
-            }
-            try self.save(db, &job, from: from, reason: .setAside, detail: who, at: now)
-            return job
+            return try self.setAside(db, job: id, by: who, at: now)
         }
+    }
+
+    private func setAside(_ db: Database, job id: Int64, by who: String, at now: Date) throws -> Job {
+        var job = try Self.fetchJob(db, id)
+        if job.ignoredAt != nil { return job }
+        guard job.state != .cleaned else {
+            throw QueueError(.illegalTransition, "job \(id) is cleaned: its local data is already gone")
+        }
+        let from = job.state
+        job.state = .failed
+        job.ignoredAt = now
+        job.lastError = "set aside by an operator (\(who)); nothing is sent or deleted until a retry names it"
+        job.nextAttemptAt = nil
+        job.claimedBy = nil
+        job.claimedAt = nil
+        job.heartbeatAt = nil
+        if from == .failed {
+            // Failed already: it stays failed, now for this reason.
+            job.updatedAt = now
+            try Self.updateJob(db, job)
+            try appendEvent(db, job: id, from: .failed, to: .failed, reason: .setAside, detail: who, at: now)
+            return try Self.fetchJob(db, id)
+        }
+        try save(db, &job, from: from, reason: .setAside, detail: who, at: now)
+        return job
     }
 }

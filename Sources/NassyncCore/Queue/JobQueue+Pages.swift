@@ -54,6 +54,30 @@ extension JobQueue {
         }
     }
 
+    /// Calls `body` with every page of what a cleanup may delete, in path order (`descending`:
+    /// from the last name to the first), each page read in one transaction with a check that
+    /// the job is still `cleanup_eligible`: if it is not (set aside, retried, sent back by the
+    /// watcher), the pages stop with a refusal, so no row a later scan wrote is ever acted on.
+    /// Files are listed only as sent and hashed.
+    func forEachCleanupPageBlocking(
+        job id: Int64, kinds: [ManifestEntry.Kind], descending: Bool = false, limit: Int = 1000,
+        _ body: ([ManifestEntry]) throws -> Void
+    ) throws {
+        var after: String?
+        while true {
+            let page = try readBlocking { db -> [ManifestEntry]? in
+                guard try Self.fetchJob(db, id).state == .cleanupEligible else { return nil }
+                return try Self.manifestPage(db, job: id, kinds: kinds, after: after, descending: descending, limit: limit)
+            }
+            guard let page else {
+                throw SafeDeleter.Refusal(message: "the job left cleanup_eligible while it was being cleaned")
+            }
+            guard let last = page.last else { return }
+            try body(page.filter { $0.kind != .file || ($0.transferState == .sent && $0.sha256 != nil) })
+            after = last.path
+        }
+    }
+
     /// The rows of `paths` (nil where the manifest has no such name), in one read.
     public func manifestEntriesBlocking(job id: Int64, paths: [String]) throws -> [ManifestEntry?] {
         try readBlocking { db in

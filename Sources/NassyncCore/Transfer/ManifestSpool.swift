@@ -11,8 +11,8 @@ final class ManifestSpool {
     private var fd: Int32
     private var buffer: [UInt8] = []
 
-    /// Under `<state>/spool/`, removed again by `remove()` (and left from a crash, replaced by
-    /// the next transfer of the job).
+    /// Under `<state>/spool/`, removed again by `remove()` (one a crash left stays until an
+    /// admin removes it; it holds hashes only).
     init(directory stateDirectory: String, job: Int64) throws {
         let folder = stateDirectory + "/spool"
         if mkdir(folder.pathCString, 0o700) != 0 && errno != EEXIST {
@@ -20,8 +20,9 @@ final class ManifestSpool {
                 message: "cannot create \(folder) for the NAS manifest: \(String(cString: strerror(errno)))",
                 isTransient: true)
         }
-        path = folder + "/manifest-\(job).sha256"
-        fd = open(path.pathCString, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        // A name of its own: a worker that lost its claim may still be writing the job's last one.
+        path = folder + "/manifest-\(job)-\(UUID().uuidString.prefix(8)).sha256"
+        fd = open(path.pathCString, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
         guard fd >= 0 else {
             throw StageFailure(
                 message: "cannot write \(path) for the NAS manifest: \(String(cString: strerror(errno)))",

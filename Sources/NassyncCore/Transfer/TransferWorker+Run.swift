@@ -302,7 +302,8 @@ extension TransferWorker {
     private func placeSymlink(_ entry: ManifestEntry, at remote: String, _ sftp: SFTPConnection) async throws {
         let target = entry.linkTarget ?? ""
         if let existing = try await sftp.statIfExists(remote) {
-            if existing.kind == .symlink, try await sftp.readSymlink(remote) == target { return }
+            // As bytes: targets spelled in NFC and NFD are two targets.
+            if existing.kind == .symlink, Array(try await sftp.readSymlink(remote).utf8) == Array(target.utf8) { return }
             guard existing.kind != .directory else {
                 throw StageFailure(message: "the NAS has a folder where \(remote) should be a symlink", isTransient: false)
             }
