@@ -72,10 +72,11 @@ struct BandwidthTests {
         let start = ContinuousClock.now
         await withTaskGroup(of: Void.self) { group in
             for _ in 0..<2 {
-                group.addTask { for _ in 0..<16 { limiter.pace(16 << 10) { false } } }  // 256 KiB each
+                group.addTask { for _ in 0..<64 { limiter.pace(16 << 10) { false } } }  // 1 MiB each
             }
         }
-        #expect(ContinuousClock.now - start >= .milliseconds(475), "512 KiB at 1 MiB/s takes half a second at least")
+        // 2 MiB at 1 MiB/s: two seconds, less the quarter second a first booking may start early.
+        #expect(ContinuousClock.now - start >= .milliseconds(1700), "\(ContinuousClock.now - start)")
         // Booked far ahead, a stop still comes back within a nap.
         let stopping = ContinuousClock.now
         limiter.pace(8 << 20) { ContinuousClock.now - stopping > .milliseconds(50) }
