@@ -120,8 +120,11 @@ struct BigRunTests {
         try await queue.forEachManifestPage(job: id, kinds: [.file], limit: 333) { paged += $0.map(\.path) }
         #expect(paged == rows.map(\.path))
         var backwards: [String] = []
-        try queue.forEachManifestPageBlocking(job: id, kinds: [.file], descending: true, limit: 333) {
-            backwards += $0.map(\.path)
+        while true {
+            let page = try await queue.manifestPage(
+                job: id, kinds: [.file], after: backwards.last, descending: true, limit: 333)
+            if page.isEmpty { break }
+            backwards += page.map(\.path)
         }
         #expect(backwards == rows.map(\.path).reversed())
     }

@@ -79,7 +79,7 @@ struct MetricsToolsTests {
         let folder = try makeLocalFolder("node-exporter")
         defer { try? FileManager.default.removeItem(atPath: folder) }
         try MetricsTextfile.write(try await Self.renderedAfterALifecycle(), to: folder + "/metrics/nassync.prom")
-        let port = try freePort()
+        let port = try unusedLoopbackPort()
         let process = Process()
         process.executableURL = URL(fileURLWithPath: exporter)
         process.arguments = [
@@ -132,20 +132,4 @@ struct MetricsToolsTests {
         let all = Set(exported.split(separator: "\n").filter { $0.hasPrefix("# TYPE ") }.map { String($0.split(separator: " ")[2]) })
         #expect(all.subtracting(used).isEmpty, "no panel for \(all.subtracting(used).sorted())")
     }
-}
-
-/// A TCP port nothing listens on now, on 127.0.0.1.
-func freePort() throws -> Int {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    defer { close(fd) }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    address.sin_port = 0
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    let bound = withUnsafeMutablePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
-    }
-    guard bound else { throw POSIXError(.EADDRINUSE) }
-    return Int(UInt16(bigEndian: address.sin_port))
 }

@@ -93,9 +93,6 @@ public final class ControlInbox: AgentLoop {
         return RequestKind.allCases.first { name.starts(with: Array($0.rawValue.utf8)) }
     }
 
-    /// Kept for the tests that name retry files.
-    static func isRetryRequest(_ name: [UInt8]) -> Bool { requestKind(name) == .retry }
-
     private func handle(_ rawName: [UInt8], _ kind: RequestKind, in folder: borrowing ControlFolder) async {
         let name = String(pathBytes: rawName)  // for the log only
         let data: [UInt8]

@@ -113,37 +113,32 @@ public enum MetricsTextfile {
                "Bytes per second the transfers under way send now, over their last 10 seconds.",
                String(format: "%.0f", perInstrument.rate))
         let instruments = (metrics.instruments + perInstrument.oldest.keys.filter { !metrics.instruments.contains($0) })
-        func perInstrumentMetric(_ name: String, _ type: String, _ help: String, _ value: (String) -> String) {
+        /// A series per instrument: one row for each of `rows` (instrument, value).
+        func perInstrumentMetric(_ name: String, _ type: String, _ help: String, _ rows: [(String, String)]) {
             text += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
-            for instrument in instruments {
-                text += "\(name){instrument=\"\(labelValue(instrument))\"} \(value(instrument))\n"
-            }
+            for (instrument, value) in rows { text += "\(name){instrument=\"\(labelValue(instrument))\"} \(value)\n" }
         }
         perInstrumentMetric(
-            "nassync_instrument_bytes_sent_total", "counter", "Bytes sent to the NAS per instrument since the agent started."
-        ) { "\(metrics.bytesSent(instrument: $0))" }
+            "nassync_instrument_bytes_sent_total", "counter", "Bytes sent to the NAS per instrument since the agent started.",
+            instruments.map { ($0, "\(metrics.bytesSent(instrument: $0))") })
         perInstrumentMetric(
             "nassync_instrument_runs_cleaned_total", "counter",
-            "Runs whose local data was deleted, per instrument, since the agent started."
-        ) { "\(metrics.runsCleaned(instrument: $0))" }
+            "Runs whose local data was deleted, per instrument, since the agent started.",
+            instruments.map { ($0, "\(metrics.runsCleaned(instrument: $0))") })
         perInstrumentMetric(
             "nassync_instrument_oldest_unverified_run_age_seconds", "gauge",
-            "Age of the instrument's oldest run not yet verified on the NAS, failed ones included (0 when none)."
-        ) { instrument in
-            String(format: "%.0f", perInstrument.oldest[instrument].map { max(0, now.timeIntervalSince($0)) } ?? 0)
-        }
+            "Age of the instrument's oldest run not yet verified on the NAS, failed ones included (0 when none).",
+            instruments.map { instrument in
+                (instrument, String(format: "%.0f", perInstrument.oldest[instrument].map { max(0, now.timeIntervalSince($0)) } ?? 0))
+            })
         let disks = try await queue.diskSpace()
-        func diskMetric(_ name: String, _ help: String, _ value: (DiskSpace) -> String) {
-            text += "# HELP \(name) \(help)\n# TYPE \(name) gauge\n"
-            for disk in disks { text += "\(name){instrument=\"\(labelValue(disk.instrument))\"} \(value(disk))\n" }
-        }
-        diskMetric("nassync_instrument_disk_free_bytes", "Free bytes of the instrument root's file system.") {
-            "\($0.freeBytes)"
-        }
-        diskMetric(
-            "nassync_instrument_disk_full_in_seconds",
-            "Time until the instrument root is full at the rate of the last hour (+Inf while it is not filling)."
-        ) { $0.hoursUntilFull.map { String(format: "%.0f", $0 * 3600) } ?? "+Inf" }
+        perInstrumentMetric(
+            "nassync_instrument_disk_free_bytes", "gauge", "Free bytes of the instrument root's file system.",
+            disks.map { ($0.instrument, "\($0.freeBytes)") })
+        perInstrumentMetric(
+            "nassync_instrument_disk_full_in_seconds", "gauge",
+            "Time until the instrument root is full at the rate of the last hour (+Inf while it is not filling).",
+            disks.map { ($0.instrument, $0.hoursUntilFull.map { String(format: "%.0f", $0 * 3600) } ?? "+Inf") })
         return text
     }
 

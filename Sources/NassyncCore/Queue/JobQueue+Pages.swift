@@ -17,14 +17,6 @@ extension JobQueue {
         }
     }
 
-    public func manifestPageBlocking(
-        job id: Int64, kinds: [ManifestEntry.Kind], after path: String?, descending: Bool = false, limit: Int = 1000
-    ) throws -> [ManifestEntry] {
-        try readBlocking { db in
-            try Self.manifestPage(db, job: id, kinds: kinds, after: path, descending: descending, limit: limit)
-        }
-    }
-
     /// Calls `body` with every page of the manifest's `kinds`, in path order.
     public func forEachManifestPage(
         job id: Int64, kinds: [ManifestEntry.Kind], limit: Int = 1000,
@@ -35,21 +27,6 @@ extension JobQueue {
             let page = try await manifestPage(job: id, kinds: kinds, after: after, limit: limit)
             guard let last = page.last else { return }
             try await body(page)
-            after = last.path
-        }
-    }
-
-    /// `forEachManifestPage`, blocking; `descending` goes from the last name to the first (a
-    /// folder's contents before the folder).
-    public func forEachManifestPageBlocking(
-        job id: Int64, kinds: [ManifestEntry.Kind], descending: Bool = false, limit: Int = 1000,
-        _ body: ([ManifestEntry]) throws -> Void
-    ) throws {
-        var after: String?
-        while true {
-            let page = try manifestPageBlocking(job: id, kinds: kinds, after: after, descending: descending, limit: limit)
-            guard let last = page.last else { return }
-            try body(page)
             after = last.path
         }
     }

@@ -17,8 +17,7 @@ extension JobQueue {
         try await write { db in
             let job = try Self.fetchJob(db, id)
             if let worker { try Self.check(job, expected: .running, claimedBy: worker) }
-            let last = try Int64.fetchOne(db, sql: "SELECT coalesce(max(scan), 0) FROM files WHERE job_id = ?", arguments: [id])
-            return ManifestScan(job: id, worker: worker, generation: (last ?? 0) + 1)
+            return ManifestScan(job: id, worker: worker, generation: try Self.nextScanGeneration(db, job: id))
         }
     }
 
@@ -47,8 +46,7 @@ extension JobQueue {
     public func replaceManifest(job id: Int64, entries: [ManifestEntry], runSignature: RunSignature?) async throws -> Job {
         let now = self.now()
         return try await write { db in
-            let last = try Int64.fetchOne(db, sql: "SELECT coalesce(max(scan), 0) FROM files WHERE job_id = ?", arguments: [id])
-            let scan = ManifestScan(job: id, worker: nil, generation: (last ?? 0) + 1)
+            let scan = ManifestScan(job: id, worker: nil, generation: try Self.nextScanGeneration(db, job: id))
             try Self.recordScanned(db, scan, entries)
             return try Self.finishScan(db, scan, runSignature: runSignature, at: now)
         }
@@ -58,6 +56,10 @@ extension JobQueue {
     /// file of that name must not be sent over the NAS copy, which is now the only one.
     public struct DeletedFileReturned: Error, Sendable {
         public var path: String
+    }
+
+    private static func nextScanGeneration(_ db: Database, job id: Int64) throws -> Int64 {
+        (try Int64.fetchOne(db, sql: "SELECT coalesce(max(scan), 0) FROM files WHERE job_id = ?", arguments: [id]) ?? 0) + 1
     }
 
     private static func recordScanned(_ db: Database, _ scan: ManifestScan, _ entries: [ManifestEntry]) throws {

@@ -32,8 +32,7 @@ struct ProgressRecorder: Sendable {
                 if history.count > window { history.removeFirst() }
                 var rate: Double?
                 if let first = history.first, history.count > 1 {
-                    let elapsed = at - first.at
-                    let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+                    let seconds = (at - first.at).timeInterval
                     if seconds > 0 { rate = Double(now.bytesDone - first.bytes) / seconds }
                 }
                 try? await queue.recordProgress(

@@ -42,7 +42,7 @@ public final class BandwidthLimiter: UploadPacer {
         while !shouldStop() {
             let left = until - clock.now
             guard left > .zero else { return }
-            Thread.sleep(forTimeInterval: min(0.1, Double(left.components.seconds) + Double(left.components.attoseconds) / 1e18))
+            Thread.sleep(forTimeInterval: min(0.1, left.timeInterval))
         }
     }
 }

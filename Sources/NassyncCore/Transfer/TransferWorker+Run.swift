@@ -157,7 +157,7 @@ extension TransferWorker {
         }
         summary.durable = durable.description
         let elapsed = ContinuousClock.now - start
-        summary.seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        summary.seconds = elapsed.timeInterval
         return .done(summary)
     }
 

@@ -312,10 +312,7 @@ public final class Verifier: AgentLoop {
                         }
                         shared.record(try await self.run(item, command: command, sftp))
                         heart.beat()
-                        switch item {
-                        case .command(let paths, let bytes): hashed(paths.count, bytes)
-                        case .readBack(_, let bytes): hashed(1, bytes)
-                        }
+                        hashed(item.files, item.bytes)
                     }
                 }
             }
@@ -334,6 +331,19 @@ public final class Verifier: AgentLoop {
         case command([String], bytes: Int64)
         /// One file read back over SFTP and hashed here; `bytes` is its size.
         case readBack(String, bytes: Int64)
+
+        var files: Int {
+            switch self {
+            case .command(let paths, _): paths.count
+            case .readBack: 1
+            }
+        }
+
+        var bytes: Int64 {
+            switch self {
+            case .command(_, let bytes), .readBack(_, let bytes): bytes
+            }
+        }
     }
 
     /// Remote path → digest for what one piece of work could hash (missing files are absent).
