@@ -125,6 +125,14 @@ public final class SFTPConnection: @unchecked Sendable {
         }
     }
 
+    /// Streams files as one tar archive into `command` (a remote `tar -x`); see
+    /// `SSHSession.sendArchive`. One result per member, in order.
+    public func sendArchive(
+        _ members: [ArchiveMember], to command: String, stallTimeout: Duration, pacer: (any UploadPacer)? = nil
+    ) async throws -> [Result<UploadResult, TransportError>] {
+        try await perform { try $0.sendArchive(members, to: command, stallTimeout: stallTimeout, pacer: pacer) }
+    }
+
     /// Writes `bytes` as the whole content of a remote file (created or truncated).
     public func writeFile(_ bytes: [UInt8], to path: String, fsync: Bool = true) async throws {
         try await perform { try $0.writeWholeFile(bytes, to: path, fsync: fsync) }

@@ -32,6 +32,7 @@ struct BigRunTests {
         #expect(try await p.job(id).state == .awaitingVerify, "\(p.log.events("transfer.failed").map(\.metadata))")
         #expect(p.log.events("transfer.started").first?.metadata["files"] == "\(total)")
         #expect(p.log.events("transfer.finished").first?.metadata["files"] == "\(total)")
+        #expect(p.log.events("transfer.finished").first?.metadata["in_archives"] == "\(total)", "sent in tar archives")
         let remote = p.remoteRoot + "/SEQ_1/run"
         var listed: [String: String] = [:]
         let manifestText = try String(contentsOfFile: remote + "/.nassync/manifest.sha256", encoding: .utf8)
@@ -67,6 +68,7 @@ struct BigRunTests {
         try await p.transfer()
         let again = try #require(p.log.events("transfer.finished").last)
         #expect(again.metadata["skipped"] == "\(total - 1)")
+        #expect(again.metadata["in_archives"] == "1")
         #expect(FileManager.default.contents(atPath: remote + "/" + rotten) == Data(files[rotten]!))
         try await p.proveAndClean()
         #expect(try await p.job(id).state == .cleaned)

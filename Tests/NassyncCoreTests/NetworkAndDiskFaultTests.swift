@@ -65,9 +65,10 @@ struct NetworkAndDiskFaultTests {
     }
 
     @Test("a full NAS backs off, logs nas.full, and the transfer completes once there is room",
-          .enabled(if: canMountTmpfs, "needs root and tmpfs mounts to fill a real file system"))
-    func fullNAS() async throws {
-        let p = try PipelineTests.Pipeline("full-nas")
+          .enabled(if: canMountTmpfs, "needs root and tmpfs mounts to fill a real file system"),
+          arguments: ["one big file over SFTP", "small files in tar archives"])
+    func fullNAS(shape: String) async throws {
+        let p = try PipelineTests.Pipeline("full-nas-\(shape.prefix(3))")
         // The NAS root becomes a small file system of its own, nearly full.
         guard mount("tmpfs", p.remoteRoot, "tmpfs", 0, "size=16m") == 0 else {
             Issue.record("mount failed: \(String(cString: strerror(errno)))")
@@ -77,7 +78,11 @@ struct NetworkAndDiskFaultTests {
         let filler = p.remoteRoot + "/filler"
         try Data(count: 12 << 20).write(to: URL(fileURLWithPath: filler))
         let bytes = pseudoRandomBytes(count: 8 << 20, seed: 31)
-        let id = try await p.queueRun("run", files: ["data.bin": bytes])
+        var files = ["data.bin": bytes]
+        if shape.hasPrefix("small") {
+            files = (0..<128).reduce(into: [:]) { $0["tiles/tile-\($1)"] = Array(bytes[($1 << 16)..<(($1 + 1) << 16)]) }
+        }
+        let id = try await p.queueRun("run", files: files)
 
         try await p.transfer()
         var job = try await p.job(id)
@@ -85,7 +90,7 @@ struct NetworkAndDiskFaultTests {
         #expect(job.attempts == 1)
         #expect(job.lastError?.contains("no_space") == true, "\(job.lastError ?? "")")
         #expect(p.log.events("nas.full").count == 1)
-        #expect(FileManager.default.fileExists(atPath: p.root + "/run/data.bin"))
+        for path in files.keys { #expect(FileManager.default.fileExists(atPath: p.root + "/run/" + path)) }
 
         try FileManager.default.removeItem(atPath: filler)
         p.clock.advance(by: .seconds(30))
@@ -94,7 +99,11 @@ struct NetworkAndDiskFaultTests {
         #expect(job.state == .awaitingVerify)
         try await p.verifyDue()
         #expect(try await p.job(id).verifyPasses == 1)
-        #expect(try Data(contentsOf: URL(fileURLWithPath: p.remoteRoot + "/SEQ_1/run/data.bin")) == Data(bytes))
+        for (path, content) in files {
+            #expect(try Data(contentsOf: URL(fileURLWithPath: p.remoteRoot + "/SEQ_1/run/" + path)) == Data(content))
+        }
+        let inArchives = p.log.events("transfer.finished").last?.metadata["in_archives"]
+        #expect(inArchives == (shape.hasPrefix("small") ? "129" : "1"), "the way under test was taken")
     }
 
     @Test("a hash command stuck on the NAS ends in a transient failure at its time-out; the next pass, on a new connection, passes")

@@ -112,10 +112,11 @@ extension Configuration {
         }
         let connectTimeout = try table.duration("connect_timeout", minimum: .seconds(1)) ?? .seconds(15)
         let operationTimeout = try table.duration("timeout", minimum: .seconds(1)) ?? .seconds(120)
+        let tarBatches = try table.bool("tar_batches") ?? true
         try table.rejectUnknownKeys()
         return NAS(
             host: host, port: port, user: user, identityFile: identity, knownHosts: knownHosts, root: root,
-            connectTimeout: connectTimeout, operationTimeout: operationTimeout)
+            connectTimeout: connectTimeout, operationTimeout: operationTimeout, tarBatches: tarBatches)
     }
 
     private static func readVerify(_ reader: inout TableReader?) throws -> Verify {

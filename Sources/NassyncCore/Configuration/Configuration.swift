@@ -40,6 +40,9 @@ public struct Configuration: Sendable, Equatable {
         public var root: String
         public var connectTimeout: Duration
         public var operationTimeout: Duration
+        /// Small files go to the NAS in tar archives through the login's shell where that works
+        /// (`TarBatches`); false sends every file over SFTP on its own.
+        public var tarBatches: Bool = true
     }
 
     public enum VerifyMethod: String, Sendable, Equatable, CaseIterable {

@@ -19,9 +19,10 @@ final class TransferProgress: Sendable {
     }
 
     /// Records a file done: sent (`result`), or already on the NAS (nil).
-    func finished(_ entry: ManifestEntry, _ result: (entry: ManifestEntry, bytesSent: Int64)?) {
+    func finished(_ entry: ManifestEntry, _ result: (entry: ManifestEntry, bytesSent: Int64)?, inArchive: Bool = false) {
         state.withLock { state in
             state.summary.files += 1
+            if inArchive { state.summary.inArchives += 1 }
             state.summary.bytes += entry.size
             if entry.transferState == .resend { state.summary.answeredMismatch = true }
             guard let result else {

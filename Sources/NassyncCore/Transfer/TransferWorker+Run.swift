@@ -20,6 +20,8 @@ extension TransferWorker {
         var bytes: Int64 = 0
         var sentBytes: Int64 = 0
         var skipped = 0
+        /// Files sent in tar archives (`TarBatches`) rather than one by one over SFTP.
+        var inArchives = 0
         var seconds = 0.0
         /// Some files were sent again because a verify pass found them wrong or missing.
         var answeredMismatch = false
@@ -96,6 +98,8 @@ extension TransferWorker {
         let fsyncSkipped = fsyncEachFile
             ? try await !queue.events(job: id).contains { $0.reason == EventReason.transferred.rawValue }
             : false
+        let tar = durable == .syncFileSystem && configuration.nas.tarBatches
+            ? try await tarBatches(for: sftp, folder: location.nasPath) : nil
         logger.info(
             "transfer.started",
             metadata: ["job": .stringConvertible(id), "run": .string(job.runPath), "worker": .string(name),
@@ -133,7 +137,7 @@ extension TransferWorker {
                     group.addTask {
                         try await self.sendFiles(
                             from: feed, progress, over: lane, runPath: job.runPath, nasPath: location.nasPath, job: id,
-                            fsync: fsyncEachFile, fsyncSkipped: fsyncSkipped)
+                            fsync: fsyncEachFile, fsyncSkipped: fsyncSkipped, tar: tar)
                     }
                 }
                 try await group.waitForAll()
@@ -161,15 +165,25 @@ extension TransferWorker {
         return .done(summary)
     }
 
-    /// One lane: takes the next file not yet taken and sends it, until none are left.
+    /// One lane: takes the next file not yet taken and sends it, until none are left. With `tar`,
+    /// small files not yet on the NAS are gathered into archives instead.
     private func sendFiles(
         from feed: ManifestFeed, _ progress: TransferProgress, over lane: ConnectionSlot, runPath: String, nasPath: String, job id: Int64,
-        fsync: Bool, fsyncSkipped: Bool
+        fsync: Bool, fsyncSkipped: Bool, tar: TarBatches?
     ) async throws {
+        var archive = TarBatches.Archive()
         while !progress.stopped, let entry = try await feed.next() {
             if Task.isCancelled || progress.claimLost {
                 progress.stop()
                 return
+            }
+            if let tar, TarBatches.takes(entry) {
+                archive.add(entry)
+                if archive.isFull {
+                    try await send(archive, tar, over: lane, progress, runPath: runPath, job: id)
+                    archive = TarBatches.Archive()
+                }
+                continue
             }
             let sftp = try await lane.get(connect)
             do {
@@ -184,6 +198,9 @@ extension TransferWorker {
             if let batch = progress.batchToFlush() {
                 try await queue.recordTransfer(job: id, worker: name, batch)
             }
+        }
+        if !archive.entries.isEmpty, !progress.stopped, !Task.isCancelled {
+            try await send(archive, tar!, over: lane, progress, runPath: runPath, job: id)
         }
     }
 
@@ -279,8 +296,15 @@ extension TransferWorker {
             offset = partial.size  // resume where the NAS copy ends
         }
         let result = try await sftp.upload(from: local, to: temporary, resumingAt: offset, fsync: fsync, pacer: pacer)
-        // Judged on the descriptor that was read, before and after: a file renamed or swapped in
-        // under this name, or written to while it was read, is another file than the one listed.
+        let sent = try sentEntry(entry, result, local: local)
+        try await sftp.rename(temporary, to: remote)
+        return (sent, Int64(result.bytesSent))
+    }
+
+    /// `entry` as sent, with the hash of the bytes that went out; throws unless they were the
+    /// listed file's. Judged on the descriptor that was read, before and after: a file renamed
+    /// or swapped in under this name, or written to while it was read, is another file.
+    func sentEntry(_ entry: ManifestEntry, _ result: UploadResult, local: String) throws -> ManifestEntry {
         guard result.size == UInt64(entry.size), let before = result.localBefore, let after = result.localAfter,
             entry.isStill(before), entry.isStill(after)
         else {
@@ -289,13 +313,12 @@ extension TransferWorker {
                     + "the run is not finished being written",
                 isTransient: true)
         }
-        try await sftp.rename(temporary, to: remote)
         var sent = entry
         sent.sha256 = result.sha256
         sent.hashedAt = clock.now
         sent.transferState = .sent
         sent.sentBytes = entry.size
-        return (sent, Int64(result.bytesSent))
+        return sent
     }
 
     /// Recreates a symlink as a symlink: the data it points to is never copied.

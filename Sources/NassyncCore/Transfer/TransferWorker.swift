@@ -39,6 +39,10 @@ public final class TransferWorker: AgentLoop {
     let durability = LockedValue<(connection: UUID, found: NASDurability)?>(nil)
     /// The last way logged (`transfer.durability`), so a reconnect does not repeat it.
     let reportedDurability = LockedValue<NASDurability?>(nil)
+    /// Whether small files go in tar archives, found out once per connection (see `TarBatches`).
+    let tarWay = LockedValue<(connection: UUID, found: TarBatches.Way)?>(nil)
+    /// The last way logged (`transfer.small_files`).
+    let reportedTarWay = LockedValue<TarBatches.Way?>(nil)
     /// `[agent] bandwidth`, shared by every worker of the agent.
     let pacer: BandwidthLimiter
     /// Manifest rows saved per write transaction while a run is scanned.
@@ -119,6 +123,7 @@ public final class TransferWorker: AgentLoop {
                                "files": .stringConvertible(summary.files), "bytes": .stringConvertible(summary.bytes),
                                "sent_bytes": .stringConvertible(summary.sentBytes),
                                "skipped": .stringConvertible(summary.skipped),
+                               "in_archives": .stringConvertible(summary.inArchives),
                                "durable": .string(summary.durable),
                                "seconds": .stringConvertible((summary.seconds * 1000).rounded() / 1000)])
             case .stopped:

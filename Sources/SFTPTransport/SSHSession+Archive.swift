@@ -1,0 +1,273 @@
+import CLibSSH2
+import Crypto
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A file of an archive streamed to the server: its path in the archive and where its bytes come from.
+public struct ArchiveMember: Sendable {
+    public enum Source: Sendable {
+        /// A local file, opened without following symlinks and read as it is streamed.
+        case localFile(String)
+        case bytes([UInt8])
+    }
+
+    public var path: String
+    public var source: Source
+
+    public init(path: String, source: Source) {
+        self.path = path
+        self.source = source
+    }
+}
+
+extension SSHSession {
+    /// Streams `members` as one tar archive into the standard input of `command` (a `tar -x`
+    /// built with `ShellQuoting`) and waits for it to exit.
+    ///
+    /// Small files go this way because SFTP takes four round trips per file (open, write,
+    /// close, rename), each waited for, where a stream takes none. Each file is hashed from
+    /// the bytes sent, and its local identity read from the descriptor before and after, as
+    /// `upload` does. A member that cannot be read locally is left out (`.failure`); one that
+    /// shrank while read is padded out to the size its header gave, and its result says how
+    /// much was read, so the caller sees it changed. Throws when the command fails (its
+    /// standard error in the message; a full NAS as `.noSpace`), or when nothing moves for
+    /// `stallTimeout`: then the session is given up, since the command may still run.
+    func sendArchive(
+        _ members: [ArchiveMember], to command: String, stallTimeout: Duration, pacer: (any UploadPacer)?
+    ) throws -> [Result<UploadResult, TransportError>] {
+        guard let session, !socket.isInterrupted else { throw TransportError(.connection, "the connection is closed") }
+        guard let channel = nassync_channel_open_session(session) else {
+            throw lastError("cannot open an SSH channel for tar", defaultCode: .protocol)
+        }
+        defer { libssh2_channel_free(channel) }
+        let commandBytes = command.pathBytes
+        guard !commandBytes.contains(0) else { throw TransportError(.protocol, "a command cannot contain a NUL byte") }
+        let started = commandBytes.withUnsafeBufferPointer { buffer in
+            buffer.withMemoryRebound(to: CChar.self) { nassync_channel_exec(channel, $0.baseAddress, UInt32($0.count)) }
+        }
+        guard started == 0 else { throw lastError("the server refused to run tar", defaultCode: .protocol) }
+
+        libssh2_session_set_blocking(session, 0)
+        defer { libssh2_session_set_blocking(session, 1) }
+        var stream = ArchiveStream(session: self, channel: channel, stallTimeout: stallTimeout, pacer: pacer)
+        var results: [Result<UploadResult, TransportError>] = []
+        results.reserveCapacity(members.count)
+        do {
+            for member in members {
+                results.append(try stream.add(member))
+            }
+            try stream.append(TarHeader.end)
+            try stream.flush()
+            try stream.finish()
+        } catch let error as TransportError {
+            // The command ended early (no such program, a full disk): what it said is the cause.
+            if error.code != .cancelled, error.code != .timeout, let exited = stream.exitedEarly() { throw exited }
+            throw error
+        }
+        if let failure = stream.failure() { throw failure }
+        return results
+    }
+}
+
+/// The write side of one archive: a buffer of whole blocks sent as it fills, with the
+/// command's output drained meanwhile so that neither side can wait on the other for ever.
+private struct ArchiveStream: ~Copyable {
+    let session: SSHSession
+    let channel: OpaquePointer
+    let stallTimeout: Duration
+    let pacer: (any UploadPacer)?
+    let buffer: UnsafeMutableRawBufferPointer
+    var used = 0
+    var stderr: [UInt8] = []
+    var lastProgress = ContinuousClock.now
+    static let capacity = 1 << 20
+    /// Kept of what the command prints: enough to name the problem.
+    static let outputLimit = 64 << 10
+
+    init(session: SSHSession, channel: OpaquePointer, stallTimeout: Duration, pacer: (any UploadPacer)?) {
+        self.session = session
+        self.channel = channel
+        self.stallTimeout = stallTimeout
+        self.pacer = pacer
+        self.buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: Self.capacity, alignment: 64)
+    }
+
+    deinit { buffer.deallocate() }
+
+    mutating func add(_ member: ArchiveMember) throws -> Result<UploadResult, TransportError> {
+        switch member.source {
+        case .bytes(let bytes):
+            try append(TarHeader.file(path: member.path.pathBytes, size: UInt64(bytes.count), mtime: 0))
+            try append(bytes)
+            try append([UInt8](repeating: 0, count: TarHeader.padding(UInt64(bytes.count))))
+            session.bytesMoved.add(UInt64(bytes.count), ordering: .relaxed)
+            return .success(UploadResult(
+                size: UInt64(bytes.count), bytesSent: UInt64(bytes.count), sha256: hexString(SHA256.hash(data: bytes)),
+                fsynced: false))
+        case .localFile(let path):
+            let local: LocalFile
+            do { local = try LocalFile(openForReading: path) } catch let error as TransportError { return .failure(error) }
+            let size = UInt64(max(0, local.openedAs.size))
+            guard size <= TarHeader.maxSize else {
+                return .failure(TransportError(.localIO, "the file is too large for a tar header", path: path))
+            }
+            try append(TarHeader.file(
+                path: member.path.pathBytes, size: size, mtime: local.openedAs.mtimeNanoseconds / 1_000_000_000))
+            var hasher = SHA256()
+            var position: UInt64 = 0
+            var readError: TransportError?
+            while position < size {
+                if used == Self.capacity { try flush() }
+                let room = UnsafeMutableRawBufferPointer(
+                    rebasing: buffer[used..<min(Self.capacity, used + Int(min(UInt64(Self.capacity), size - position)))])
+                var count = 0
+                if readError == nil {
+                    do { count = try local.read(into: room, at: position) } catch let error as TransportError {
+                        readError = error
+                    }
+                }
+                if count == 0 {
+                    // Shrunk or unreadable: the header promised `size` bytes, so zeros fill the
+                    // rest; the result's size (and the error) tell the caller it is not the file.
+                    let rest = Int(min(UInt64(room.count), size - position))
+                    room.baseAddress!.initializeMemory(as: UInt8.self, repeating: 0, count: rest)
+                    used += rest
+                    position += UInt64(rest)
+                    continue
+                }
+                hasher.update(bufferPointer: UnsafeRawBufferPointer(rebasing: room[0..<count]))
+                used += count
+                position += UInt64(count)
+                session.bytesMoved.add(UInt64(count), ordering: .relaxed)
+            }
+            try append([UInt8](repeating: 0, count: TarHeader.padding(size)))
+            if let readError { return .failure(readError) }
+            let after: LocalFileStatus
+            do { after = try local.status() } catch let error as TransportError { return .failure(error) }
+            return .success(UploadResult(
+                size: size, bytesSent: size, sha256: hexString(hasher.finalize()), fsynced: false,
+                localBefore: local.openedAs, localAfter: after))
+        }
+    }
+
+    mutating func append(_ bytes: [UInt8]) throws {
+        var offset = 0
+        while offset < bytes.count {
+            if used == Self.capacity { try flush() }
+            let count = min(Self.capacity - used, bytes.count - offset)
+            bytes.withUnsafeBytes { source in
+                (buffer.baseAddress! + used).copyMemory(from: source.baseAddress! + offset, byteCount: count)
+            }
+            used += count
+            offset += count
+        }
+    }
+
+    /// Sends what the buffer holds.
+    mutating func flush() throws {
+        var sent = 0
+        let base = buffer.baseAddress!.assumingMemoryBound(to: CChar.self)
+        while sent < used {
+            let rc = libssh2_channel_write_ex(channel, 0, base + sent, used - sent)
+            if rc > 0 {
+                sent += rc
+                lastProgress = .now
+                pacer?.pace(rc) { [socket = session.socket] in socket.isInterrupted }
+                continue
+            }
+            guard rc == LIBSSH2_ERROR_EAGAIN else {
+                throw session.lastError("sending the archive failed", defaultCode: .connection)
+            }
+            try drainOutput()
+            if libssh2_channel_eof(channel) != 0 {
+                throw TransportError(.remoteIO, "tar on the NAS stopped reading before the archive ended")
+            }
+            try waitOrGiveUp("taking the archive")
+        }
+        used = 0
+    }
+
+    /// Ends the command's input and waits for it to exit.
+    mutating func finish() throws {
+        while libssh2_channel_send_eof(channel) == LIBSSH2_ERROR_EAGAIN {
+            try waitOrGiveUp("taking the end of the archive")
+        }
+        while libssh2_channel_eof(channel) == 0 {
+            if try drainOutput() { continue }
+            try waitOrGiveUp("finishing the archive")
+        }
+        try close()
+    }
+
+    /// Reads what the command printed; its standard output is not used, and standard error is
+    /// kept up to `outputLimit`. True when anything came.
+    @discardableResult
+    mutating func drainOutput() throws -> Bool {
+        var progressed = false
+        var chunk = [CChar](repeating: 0, count: 16 << 10)
+        for stream in [Int32(0), Int32(SSH_EXTENDED_DATA_STDERR)] {
+            while true {
+                let count = nassync_channel_read(channel, stream, &chunk, chunk.count)
+                if count == Int(LIBSSH2_ERROR_EAGAIN) || count == 0 { break }
+                guard count > 0 else { throw session.lastError("reading what tar printed failed", defaultCode: .connection) }
+                if stream != 0, stderr.count < Self.outputLimit {
+                    stderr += chunk[0..<min(count, Self.outputLimit - stderr.count)].map { UInt8(bitPattern: $0) }
+                }
+                progressed = true
+                lastProgress = .now
+            }
+        }
+        return progressed
+    }
+
+    private mutating func waitOrGiveUp(_ doing: String) throws {
+        if ContinuousClock.now - lastProgress > stallTimeout {
+            // SSH cannot stop the command: give the session up so nothing waits on it again.
+            session.socket.interrupt()
+            throw TransportError(.timeout, "the NAS made no progress \(doing) for \(stallTimeout)")
+        }
+        try session.waitForSocket(session.session!)
+    }
+
+    private mutating func close() throws {
+        while true {
+            let rc = libssh2_channel_close(channel)
+            guard rc == LIBSSH2_ERROR_EAGAIN else { break }
+            try waitOrGiveUp("closing the channel")
+        }
+        while libssh2_channel_wait_closed(channel) == LIBSSH2_ERROR_EAGAIN {
+            try waitOrGiveUp("closing the channel")
+        }
+    }
+
+    /// After a failed write: if the command has ended, its own failure.
+    mutating func exitedEarly() -> TransportError? {
+        _ = try? drainOutput()
+        guard libssh2_channel_eof(channel) != 0 else { return nil }
+        try? close()
+        return failure() ?? TransportError(.remoteIO, "tar on the NAS exited before the archive ended")
+    }
+
+    /// The command's failure, if it did not exit 0.
+    func failure() -> TransportError? {
+        let status = libssh2_channel_get_exit_status(channel)
+        var signal: UnsafeMutablePointer<CChar>?
+        var signalLength = 0
+        _ = libssh2_channel_get_exit_signal(channel, &signal, &signalLength, nil, nil, nil, nil)
+        var signalName: String?
+        if let signal {
+            signalName = String(cString: signal)
+            libssh2_free(session.session, signal)
+        }
+        guard status != 0 || signalName != nil else { return nil }
+        let said = String(pathBytes: stderr).trimmingCharacters(in: .whitespacesAndNewlines)
+        let how = signalName.map { "was killed by SIG\($0)" } ?? "exited \(status)"
+        let full = said.contains("No space left on device") || said.contains("Disk quota exceeded")
+        return TransportError(
+            full ? .noSpace : .remoteIO,
+            "tar on the NAS \(how)\(full ? " (the NAS is full)" : ""): \(said.prefix(600))")
+    }
+}
