@@ -125,12 +125,16 @@ public final class SFTPConnection: @unchecked Sendable {
         }
     }
 
-    /// Streams files as one tar archive into `command` (a remote `tar -x`); see
-    /// `SSHSession.sendArchive`. One result per member, in order.
+    /// Streams files as one tar archive into `command` (a remote `tar -x … && echo`
+    /// `confirmation`); see `SSHSession.sendArchive`. One result per member, in order.
     public func sendArchive(
-        _ members: [ArchiveMember], to command: String, stallTimeout: Duration, pacer: (any UploadPacer)? = nil
+        _ members: [ArchiveMember], to command: String, confirmation: String, stallTimeout: Duration,
+        pacer: (any UploadPacer)? = nil
     ) async throws -> [Result<UploadResult, TransportError>] {
-        try await perform { try $0.sendArchive(members, to: command, stallTimeout: stallTimeout, pacer: pacer) }
+        try await perform {
+            try $0.sendArchive(
+                members, to: command, confirmation: confirmation, stallTimeout: stallTimeout, pacer: pacer)
+        }
     }
 
     /// Writes `bytes` as the whole content of a remote file (created or truncated).

@@ -25,7 +25,9 @@ public struct ArchiveMember: Sendable {
 
 extension SSHSession {
     /// Streams `members` as one tar archive into the standard input of `command` (a `tar -x`
-    /// built with `ShellQuoting`) and waits for it to exit.
+    /// built with `ShellQuoting`) and waits for it to exit. The archive counts only if the
+    /// command prints `confirmation` (`tar … && echo` it) and nothing else: an exit status of 0
+    /// is what libssh2 reports also when none came, as when the connection dropped.
     ///
     /// Small files go this way because SFTP takes four round trips per file (open, write,
     /// close, rename), each waited for, where a stream takes none. Each file is hashed from
@@ -36,7 +38,8 @@ extension SSHSession {
     /// standard error in the message; a full NAS as `.noSpace`), or when nothing moves for
     /// `stallTimeout`: then the session is given up, since the command may still run.
     func sendArchive(
-        _ members: [ArchiveMember], to command: String, stallTimeout: Duration, pacer: (any UploadPacer)?
+        _ members: [ArchiveMember], to command: String, confirmation: String, stallTimeout: Duration,
+        pacer: (any UploadPacer)?
     ) throws -> [Result<UploadResult, TransportError>] {
         guard let session, !socket.isInterrupted else { throw TransportError(.connection, "the connection is closed") }
         guard let channel = nassync_channel_open_session(session) else {
@@ -68,6 +71,11 @@ extension SSHSession {
             throw error
         }
         if let failure = stream.failure() { throw failure }
+        guard String(pathBytes: stream.stdout).trimmingCharacters(in: .whitespacesAndNewlines) == confirmation else {
+            throw TransportError(
+                .remoteIO,
+                "the NAS did not confirm the archive (it printed \(String(pathBytes: stream.stdout).prefix(200).debugDescription))")
+        }
         return results
     }
 }
@@ -81,9 +89,10 @@ private struct ArchiveStream: ~Copyable {
     let pacer: (any UploadPacer)?
     let buffer: UnsafeMutableRawBufferPointer
     var used = 0
+    var stdout: [UInt8] = []
     var stderr: [UInt8] = []
     var lastProgress = ContinuousClock.now
-    static let capacity = 1 << 20
+    static let capacity = 256 << 10
     /// Kept of what the command prints: enough to name the problem.
     static let outputLimit = 64 << 10
 
@@ -118,6 +127,7 @@ private struct ArchiveStream: ~Copyable {
                 path: member.path.pathBytes, size: size, mtime: local.openedAs.mtimeNanoseconds / 1_000_000_000))
             var hasher = SHA256()
             var position: UInt64 = 0
+            var read: UInt64 = 0
             var readError: TransportError?
             while position < size {
                 if used == Self.capacity { try flush() }
@@ -131,7 +141,7 @@ private struct ArchiveStream: ~Copyable {
                 }
                 if count == 0 {
                     // Shrunk or unreadable: the header promised `size` bytes, so zeros fill the
-                    // rest; the result's size (and the error) tell the caller it is not the file.
+                    // rest; the result's size, the bytes read (or the error) tell the caller.
                     let rest = Int(min(UInt64(room.count), size - position))
                     room.baseAddress!.initializeMemory(as: UInt8.self, repeating: 0, count: rest)
                     used += rest
@@ -141,6 +151,8 @@ private struct ArchiveStream: ~Copyable {
                 hasher.update(bufferPointer: UnsafeRawBufferPointer(rebasing: room[0..<count]))
                 used += count
                 position += UInt64(count)
+                read += UInt64(count)
+                lastProgress = .now  // a slow local disk is not a stalled NAS
                 session.bytesMoved.add(UInt64(count), ordering: .relaxed)
             }
             try append([UInt8](repeating: 0, count: TarHeader.padding(size)))
@@ -148,7 +160,7 @@ private struct ArchiveStream: ~Copyable {
             let after: LocalFileStatus
             do { after = try local.status() } catch let error as TransportError { return .failure(error) }
             return .success(UploadResult(
-                size: size, bytesSent: size, sha256: hexString(hasher.finalize()), fsynced: false,
+                size: read, bytesSent: read, sha256: hexString(hasher.finalize()), fsynced: false,
                 localBefore: local.openedAs, localAfter: after))
         }
     }
@@ -174,12 +186,20 @@ private struct ArchiveStream: ~Copyable {
             let rc = libssh2_channel_write_ex(channel, 0, base + sent, used - sent)
             if rc > 0 {
                 sent += rc
-                lastProgress = .now
                 pacer?.pace(rc) { [socket = session.socket] in socket.isInterrupted }
+                lastProgress = .now
                 continue
             }
-            guard rc == LIBSSH2_ERROR_EAGAIN else {
+            guard rc == LIBSSH2_ERROR_EAGAIN || rc == 0 else {
                 throw session.lastError("sending the archive failed", defaultCode: .connection)
+            }
+            // A packet half written to the socket must be finished by this same write, before
+            // anything else is sent or read (libssh2 refuses, or sends it twice): then only
+            // wait for the socket to take more. Otherwise the server's window is full, and
+            // reading lets its window adjustments (and the command's output) in.
+            if libssh2_session_block_directions(session.session!) & LIBSSH2_SESSION_BLOCK_OUTBOUND != 0 {
+                try waitOrGiveUp("taking the archive", outboundOnly: true)
+                continue
             }
             try drainOutput()
             if libssh2_channel_eof(channel) != 0 {
@@ -202,8 +222,8 @@ private struct ArchiveStream: ~Copyable {
         try close()
     }
 
-    /// Reads what the command printed; its standard output is not used, and standard error is
-    /// kept up to `outputLimit`. True when anything came.
+    /// Reads what the command printed, keeping up to `outputLimit` of each stream. True when
+    /// anything came.
     @discardableResult
     mutating func drainOutput() throws -> Bool {
         var progressed = false
@@ -213,8 +233,11 @@ private struct ArchiveStream: ~Copyable {
                 let count = nassync_channel_read(channel, stream, &chunk, chunk.count)
                 if count == Int(LIBSSH2_ERROR_EAGAIN) || count == 0 { break }
                 guard count > 0 else { throw session.lastError("reading what tar printed failed", defaultCode: .connection) }
-                if stream != 0, stderr.count < Self.outputLimit {
-                    stderr += chunk[0..<min(count, Self.outputLimit - stderr.count)].map { UInt8(bitPattern: $0) }
+                let kept = chunk[0..<count].lazy.map { UInt8(bitPattern: $0) }
+                if stream == 0 {
+                    stdout += kept.prefix(max(0, Self.outputLimit - stdout.count))
+                } else {
+                    stderr += kept.prefix(max(0, Self.outputLimit - stderr.count))
                 }
                 progressed = true
                 lastProgress = .now
@@ -223,23 +246,37 @@ private struct ArchiveStream: ~Copyable {
         return progressed
     }
 
-    private mutating func waitOrGiveUp(_ doing: String) throws {
+    /// Waits for the socket (a quarter second at most), or gives the session up when nothing
+    /// has moved for `stallTimeout`. No keepalive is sent from here: a write may be half done.
+    private mutating func waitOrGiveUp(_ doing: String, outboundOnly: Bool = false) throws {
         if ContinuousClock.now - lastProgress > stallTimeout {
             // SSH cannot stop the command: give the session up so nothing waits on it again.
             session.socket.interrupt()
             throw TransportError(.timeout, "the NAS made no progress \(doing) for \(stallTimeout)")
         }
-        try session.waitForSocket(session.session!)
+        if session.socket.isInterrupted { throw TransportError(.cancelled, "sending the archive was cancelled") }
+        let directions = libssh2_session_block_directions(session.session!)
+        var events: Int16 = 0
+        if directions & LIBSSH2_SESSION_BLOCK_INBOUND != 0 && !outboundOnly { events |= Int16(POLLIN) }
+        if directions & LIBSSH2_SESSION_BLOCK_OUTBOUND != 0 || outboundOnly { events |= Int16(POLLOUT) }
+        if events == 0 { events = Int16(POLLIN) }
+        var pollFD = pollfd(fd: session.socket.descriptor, events: events, revents: 0)
+        if poll(&pollFD, 1, 250) < 0 && errno != EINTR {
+            throw TransportError(.connection, "waiting for the NAS failed: \(errnoText())", errno: errno)
+        }
+        if session.socket.isInterrupted { throw TransportError(.cancelled, "sending the archive was cancelled") }
     }
 
     private mutating func close() throws {
-        while true {
-            let rc = libssh2_channel_close(channel)
-            guard rc == LIBSSH2_ERROR_EAGAIN else { break }
-            try waitOrGiveUp("closing the channel")
-        }
-        while libssh2_channel_wait_closed(channel) == LIBSSH2_ERROR_EAGAIN {
-            try waitOrGiveUp("closing the channel")
+        for step in [libssh2_channel_close, libssh2_channel_wait_closed] {
+            while true {
+                let rc = step(channel)
+                if rc == 0 { break }
+                guard rc == LIBSSH2_ERROR_EAGAIN else {
+                    throw session.lastError("closing the channel of the archive failed", defaultCode: .connection)
+                }
+                try waitOrGiveUp("closing the channel")
+            }
         }
     }
 

@@ -87,7 +87,7 @@ extension SSHSession {
     }
 
     /// Waits until libssh2 can make progress, sending keepalives while a long command is silent.
-    func waitForSocket(_ session: OpaquePointer) throws {
+    private func waitForSocket(_ session: OpaquePointer) throws {
         if socket.isInterrupted { throw TransportError(.cancelled, "the command was cancelled") }
         let directions = libssh2_session_block_directions(session)
         var events: Int16 = 0

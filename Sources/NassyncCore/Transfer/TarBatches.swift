@@ -14,18 +14,21 @@ struct TarBatches: Sendable {
     static let largestFile: Int64 = 1 << 20
     /// What one archive holds at most: how much a failure sends again, and how often what was
     /// sent is recorded.
-    static let filesPerArchive = 2000
+    static let filesPerArchive = 1000
     static let bytesPerArchive: Int64 = 64 << 20
 
     /// The run's NAS folder, where `tar` extracts.
     let folder: String
     /// `tar -x` of standard input into `folder`: `-m` and `-o` so that files get the time they
-    /// arrive and belong to the login, as over SFTP.
+    /// arrive and belong to the login, as over SFTP. Then `confirmation`, printed only if tar
+    /// exited 0: an archive counts on that, never on a missing exit status.
     let command: String
+    static let confirmation = "nassync-extracted"
 
     init(folder: String) throws {
         self.folder = folder
         self.command = try ShellQuoting.command(["tar", "-x", "-m", "-o", "-f", "-", "-C", folder])
+            + " && echo " + Self.confirmation
     }
 
     /// Whether `entry` goes in an archive: a small file not on the NAS yet, or found wrong there.
@@ -73,7 +76,8 @@ struct TarBatches: Sendable {
         let remote = RemotePath.join(folder, name)
         do {
             let results = try await sftp.sendArchive(
-                [ArchiveMember(path: name, source: .bytes(content))], to: batches.command, stallTimeout: timeout)
+                [ArchiveMember(path: name, source: .bytes(content))], to: batches.command,
+                confirmation: Self.confirmation, stallTimeout: timeout)
             if case .failure(let error) = results.first { return .sftp(reason: "\(error)") }
             let arrived = try await sftp.statIfExists(remote)
             let intact = arrived?.kind == .file ? try await sftp.readFile(remote, limit: 4096) == content : false

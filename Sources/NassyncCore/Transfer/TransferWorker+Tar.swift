@@ -14,7 +14,8 @@ extension TransferWorker {
         let results: [Result<UploadResult, TransportError>]
         do {
             results = try await sftp.sendArchive(
-                members, to: tar.command, stallTimeout: configuration.nas.operationTimeout, pacer: pacer)
+                members, to: tar.command, confirmation: TarBatches.confirmation,
+                stallTimeout: configuration.nas.operationTimeout, pacer: pacer)
         } catch let error as TransportError where error.code == .cancelled {
             progress.stop()
             return
