@@ -22,6 +22,8 @@ extension TransferWorker {
         var skipped = 0
         /// Files sent in tar archives (`TarBatches`) rather than one by one over SFTP.
         var inArchives = 0
+        /// `sync -f` made while the run was still being sent (`EarlyFlush`).
+        var earlySyncs = 0
         var seconds = 0.0
         /// Some files were sent again because a verify pass found them wrong or missing.
         var answeredMismatch = false
@@ -129,6 +131,10 @@ extension TransferWorker {
         }
         defer { recorder.cancel() }  // its last act removes the progress row
         if claimLost.get() { progress.loseClaim() }
+        let flush = durable == .syncFileSystem
+            ? EarlyFlush.start(
+                folder: location.nasPath, bytes: scanned.bytes, connect: connect, timeout: configuration.nas.operationTimeout)
+            : nil
         do {
             // Files go over several connections at once: while one waits for the NAS (an ack,
             // an fsync, a rename), the others keep requests in flight.
@@ -143,9 +149,11 @@ extension TransferWorker {
                 try await group.waitForAll()
             }
         } catch {
+            _ = await flush?.stop()
             try? await queue.recordTransfer(job: id, worker: name, progress.takePending())
             throw error
         }
+        let earlySyncs = await flush?.stop() ?? 0
         try await queue.recordTransfer(job: id, worker: name, progress.takePending())
         if progress.claimLost { return .lostClaim }
         if progress.stopped || Task.isCancelled { return .stopped }
@@ -160,6 +168,7 @@ extension TransferWorker {
             try await NASDurability.sync(location.nasPath, try await lanes[0].get(connect), timeout: timeout)
         }
         summary.durable = durable.description
+        summary.earlySyncs = earlySyncs
         let elapsed = ContinuousClock.now - start
         summary.seconds = elapsed.timeInterval
         return .done(summary)

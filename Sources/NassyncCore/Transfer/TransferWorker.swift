@@ -124,6 +124,7 @@ public final class TransferWorker: AgentLoop {
                                "sent_bytes": .stringConvertible(summary.sentBytes),
                                "skipped": .stringConvertible(summary.skipped),
                                "in_archives": .stringConvertible(summary.inArchives),
+                               "early_syncs": .stringConvertible(summary.earlySyncs),
                                "durable": .string(summary.durable),
                                "seconds": .stringConvertible((summary.seconds * 1000).rounded() / 1000)])
             case .stopped:
