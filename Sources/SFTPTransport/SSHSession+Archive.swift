@@ -291,14 +291,7 @@ private struct ArchiveStream: ~Copyable {
     /// The command's failure, if it did not exit 0.
     func failure() -> TransportError? {
         let status = libssh2_channel_get_exit_status(channel)
-        var signal: UnsafeMutablePointer<CChar>?
-        var signalLength = 0
-        _ = libssh2_channel_get_exit_signal(channel, &signal, &signalLength, nil, nil, nil, nil)
-        var signalName: String?
-        if let signal {
-            signalName = String(cString: signal)
-            libssh2_free(session.session, signal)
-        }
+        let signalName = session.exitSignal(of: channel)
         guard status != 0 || signalName != nil else { return nil }
         let said = String(pathBytes: stderr).trimmingCharacters(in: .whitespacesAndNewlines)
         let how = signalName.map { "was killed by SIG\($0)" } ?? "exited \(status)"

@@ -73,17 +73,20 @@ extension SSHSession {
             try waitForSocket(session)
         }
 
-        var signalPointer: UnsafeMutablePointer<CChar>?
-        var signalLength = 0
-        _ = libssh2_channel_get_exit_signal(channel, &signalPointer, &signalLength, nil, nil, nil, nil)
-        var exitSignal: String?
-        if let signalPointer {
-            exitSignal = String(cString: signalPointer)
-            libssh2_free(session, signalPointer)
-        }
+        let exitSignal = exitSignal(of: channel)
         let status = libssh2_channel_get_exit_status(channel)
         return CommandResult(
             exitStatus: exitSignal == nil ? status : nil, exitSignal: exitSignal, stdout: stdout, stderr: stderr)
+    }
+
+    /// The name of the signal that ended a channel's command (e.g. "KILL"), if one did.
+    func exitSignal(of channel: OpaquePointer) -> String? {
+        var signalPointer: UnsafeMutablePointer<CChar>?
+        var signalLength = 0
+        _ = libssh2_channel_get_exit_signal(channel, &signalPointer, &signalLength, nil, nil, nil, nil)
+        guard let signalPointer else { return nil }
+        defer { libssh2_free(session, signalPointer) }
+        return String(cString: signalPointer)
     }
 
     /// Waits until libssh2 can make progress, sending keepalives while a long command is silent.

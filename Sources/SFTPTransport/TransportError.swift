@@ -71,6 +71,10 @@ public struct TransportError: Error, CustomStringConvertible, Sendable {
         }
     }
 
+    /// The connection failed, timed out or was cancelled: a probe that meets this has learnt
+    /// nothing about what the NAS can do, and must not conclude that it cannot.
+    public var isConnectionFault: Bool { code == .connection || code == .timeout || code == .cancelled }
+
     public var description: String {
         var text = "\(code): \(message)"
         if let path { text += " (path: \(path.displayPath.debugDescription))" }

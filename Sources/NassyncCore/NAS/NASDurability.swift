@@ -7,7 +7,7 @@ import SFTPTransport
 /// flushes every file, folder entry and rename at once: one round trip for the run instead of
 /// an fsync round trip, and a disk flush, per file. Where it has none (SFTP-only logins), each
 /// file is fsynced over SFTP before it is renamed into place.
-enum NASDurability: Sendable, Equatable {
+enum NASDurability: Sendable, Equatable, CustomStringConvertible {
     case syncFileSystem
     case fsyncEachFile(reason: String)
 
@@ -36,9 +36,7 @@ enum NASDurability: Sendable, Equatable {
             }
             try await sync(folder, sftp, timeout: timeout)
             return .syncFileSystem
-        } catch let error as TransportError where error.code == .timeout || error.code == .cancelled
-            || error.code == .connection
-        {
+        } catch let error as TransportError where error.isConnectionFault {
             throw error
         } catch {
             return .fsyncEachFile(reason: "\(error)")

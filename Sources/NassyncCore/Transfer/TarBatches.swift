@@ -51,7 +51,7 @@ struct TarBatches: Sendable {
     }
 
     /// Whether archives work on this login, and if not, why.
-    enum Way: Sendable, Equatable {
+    enum Way: Sendable, Equatable, CustomStringConvertible {
         case tar
         case sftp(reason: String)
 
@@ -86,9 +86,7 @@ struct TarBatches: Sendable {
                 return .sftp(reason: "tar exited 0, but the test file it was sent is not on the NAS as it was sent")
             }
             return .tar
-        } catch let error as TransportError where error.code == .timeout || error.code == .cancelled
-            || error.code == .connection
-        {
+        } catch let error as TransportError where error.isConnectionFault {
             throw error
         } catch {
             return .sftp(reason: "\(error)")

@@ -377,17 +377,14 @@ extension TransferWorker {
     /// How this connection makes runs durable: `sync -f` tried once per connection on the run's
     /// folder, logged when the way changes.
     private func durability(for sftp: SFTPConnection, folder: String) async throws -> NASDurability {
-        if let known = durability.get(), known.connection == sftp.id { return known.found }
-        let found = try await NASDurability.probe(sftp, folder: folder, timeout: configuration.nas.operationTimeout)
-        durability.swap((sftp.id, found))
-        // Once per way: the reason names the folder tried, which differs from run to run.
-        if reportedDurability.swap(found)?.description != found.description {
+        try await durability.way(on: sftp) {
+            try await NASDurability.probe(sftp, folder: folder, timeout: configuration.nas.operationTimeout)
+        } report: { found in
             var metadata: Logger.Metadata = ["worker": .string(name), "durable": .string(found.description)]
             if case .fsyncEachFile(let reason) = found {
                 metadata["reason"] = .string("sync -f does not work on this login: \(reason)")
             }
             logger.notice("transfer.durability", metadata: metadata)
         }
-        return found
     }
 }

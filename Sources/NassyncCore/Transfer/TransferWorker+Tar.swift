@@ -39,19 +39,14 @@ extension TransferWorker {
     /// Whether this connection sends small files in archives: tried once per connection on the
     /// run's folder, and logged (`transfer.small_files`) when the way changes.
     func tarBatches(for sftp: SFTPConnection, folder: String) async throws -> TarBatches? {
-        let found: TarBatches.Way
-        if let known = tarWay.get(), known.connection == sftp.id {
-            found = known.found
-        } else {
-            found = try await TarBatches.probe(sftp, folder: folder, timeout: configuration.nas.operationTimeout)
-            tarWay.swap((sftp.id, found))
-            if reportedTarWay.swap(found)?.description != found.description {
-                var metadata: Logger.Metadata = ["worker": .string(name), "way": .string(found.description)]
-                if case .sftp(let reason) = found {
-                    metadata["reason"] = .string("tar archives do not work on this login: \(reason)")
-                }
-                logger.notice("transfer.small_files", metadata: metadata)
+        let found = try await tarWay.way(on: sftp) {
+            try await TarBatches.probe(sftp, folder: folder, timeout: configuration.nas.operationTimeout)
+        } report: { found in
+            var metadata: Logger.Metadata = ["worker": .string(name), "way": .string(found.description)]
+            if case .sftp(let reason) = found {
+                metadata["reason"] = .string("tar archives do not work on this login: \(reason)")
             }
+            logger.notice("transfer.small_files", metadata: metadata)
         }
         return found == .tar ? try TarBatches(folder: folder) : nil
     }

@@ -36,13 +36,9 @@ public final class TransferWorker: AgentLoop {
     /// which a job without one is taken for abandoned.
     let heartbeatInterval: Duration
     /// How runs are made durable on the NAS, found out once per connection (see `NASDurability`).
-    let durability = LockedValue<(connection: UUID, found: NASDurability)?>(nil)
-    /// The last way logged (`transfer.durability`), so a reconnect does not repeat it.
-    let reportedDurability = LockedValue<NASDurability?>(nil)
+    let durability = ConnectionFinding<NASDurability>()
     /// Whether small files go in tar archives, found out once per connection (see `TarBatches`).
-    let tarWay = LockedValue<(connection: UUID, found: TarBatches.Way)?>(nil)
-    /// The last way logged (`transfer.small_files`).
-    let reportedTarWay = LockedValue<TarBatches.Way?>(nil)
+    let tarWay = ConnectionFinding<TarBatches.Way>()
     /// `[agent] bandwidth`, shared by every worker of the agent.
     let pacer: BandwidthLimiter
     /// Manifest rows saved per write transaction while a run is scanned.
