@@ -41,18 +41,9 @@ extension SSHSession {
         _ members: [ArchiveMember], to command: String, confirmation: String, stallTimeout: Duration,
         pacer: (any UploadPacer)?
     ) throws -> [Result<UploadResult, TransportError>] {
-        guard let session, !socket.isInterrupted else { throw TransportError(.connection, "the connection is closed") }
-        guard let channel = nassync_channel_open_session(session) else {
-            throw lastError("cannot open an SSH channel for tar", defaultCode: .protocol)
-        }
+        let channel = try startCommand(command, for: "tar")
         defer { libssh2_channel_free(channel) }
-        let commandBytes = command.pathBytes
-        guard !commandBytes.contains(0) else { throw TransportError(.protocol, "a command cannot contain a NUL byte") }
-        let started = commandBytes.withUnsafeBufferPointer { buffer in
-            buffer.withMemoryRebound(to: CChar.self) { nassync_channel_exec(channel, $0.baseAddress, UInt32($0.count)) }
-        }
-        guard started == 0 else { throw lastError("the server refused to run tar", defaultCode: .protocol) }
-
+        guard let session else { throw TransportError(.connection, "the connection is closed") }
         libssh2_session_set_blocking(session, 0)
         defer { libssh2_session_set_blocking(session, 1) }
         var stream = ArchiveStream(session: self, channel: channel, stallTimeout: stallTimeout, pacer: pacer)

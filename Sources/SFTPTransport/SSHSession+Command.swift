@@ -11,19 +11,9 @@ extension SSHSession {
     /// wait on stdout (or the other way round) cannot dead-lock the SSH window. Output beyond
     /// `outputLimit` bytes per stream is an error rather than unbounded memory.
     func run(_ command: String, timeout: Duration?, outputLimit: Int) throws -> CommandResult {
-        guard let session, !socket.isInterrupted else { throw TransportError(.connection, "the connection is closed") }
-        guard let channel = nassync_channel_open_session(session) else {
-            throw lastError("cannot open an SSH channel for a command", defaultCode: .protocol)
-        }
+        let channel = try startCommand(command, for: "a command")
         defer { libssh2_channel_free(channel) }
-        let bytes = command.pathBytes  // names quoted in it go out as their own bytes
-        guard !bytes.contains(0) else { throw TransportError(.protocol, "a command cannot contain a NUL byte") }
-        let started = bytes.withUnsafeBufferPointer { buffer in
-            buffer.withMemoryRebound(to: CChar.self) { chars in
-                nassync_channel_exec(channel, chars.baseAddress, UInt32(chars.count))
-            }
-        }
-        guard started == 0 else { throw lastError("the server refused to run a command", defaultCode: .protocol) }
+        guard let session else { throw TransportError(.connection, "the connection is closed") }
         _ = libssh2_channel_send_eof(channel)
 
         libssh2_session_set_blocking(session, 0)
@@ -77,6 +67,26 @@ extension SSHSession {
         let status = libssh2_channel_get_exit_status(channel)
         return CommandResult(
             exitStatus: exitSignal == nil ? status : nil, exitSignal: exitSignal, stdout: stdout, stderr: stderr)
+    }
+
+    /// Opens a channel and starts `command` in it (blocking); the caller frees the channel.
+    /// `what` names the command in errors.
+    func startCommand(_ command: String, for what: String) throws -> OpaquePointer {
+        guard let session, !socket.isInterrupted else { throw TransportError(.connection, "the connection is closed") }
+        let bytes = command.pathBytes  // names quoted in it go out as their own bytes
+        guard !bytes.contains(0) else { throw TransportError(.protocol, "a command cannot contain a NUL byte") }
+        guard let channel = nassync_channel_open_session(session) else {
+            throw lastError("cannot open an SSH channel for \(what)", defaultCode: .protocol)
+        }
+        let started = bytes.withUnsafeBufferPointer { buffer in
+            buffer.withMemoryRebound(to: CChar.self) { nassync_channel_exec(channel, $0.baseAddress, UInt32($0.count)) }
+        }
+        guard started == 0 else {
+            let error = lastError("the server refused to run \(what)", defaultCode: .protocol)
+            libssh2_channel_free(channel)
+            throw error
+        }
+        return channel
     }
 
     /// The name of the signal that ended a channel's command (e.g. "KILL"), if one did.

@@ -17,16 +17,14 @@ struct TarBatches: Sendable {
     static let filesPerArchive = 1000
     static let bytesPerArchive: Int64 = 64 << 20
 
-    /// The run's NAS folder, where `tar` extracts.
-    let folder: String
     /// `tar -x` of standard input into `folder`: `-m` and `-o` so that files get the time they
     /// arrive and belong to the login, as over SFTP. Then `confirmation`, printed only if tar
     /// exited 0: an archive counts on that, never on a missing exit status.
     let command: String
     static let confirmation = "nassync-extracted"
 
+    /// Extracting into `folder`, the run's NAS folder.
     init(folder: String) throws {
-        self.folder = folder
         self.command = try ShellQuoting.command(["tar", "-x", "-m", "-o", "-f", "-", "-C", folder])
             + " && echo " + Self.confirmation
     }

@@ -10,7 +10,8 @@ extension TransferWorker {
         runPath: String, job id: Int64
     ) async throws {
         let sftp = try await lane.get(connect)
-        let members = archive.entries.map { ArchiveMember(path: $0.path, source: .localFile(runPath + "/" + $0.path)) }
+        let locals = archive.entries.map { runPath + "/" + $0.path }
+        let members = zip(archive.entries, locals).map { ArchiveMember(path: $0.path, source: .localFile($1)) }
         let results: [Result<UploadResult, TransportError>]
         do {
             results = try await sftp.sendArchive(
@@ -21,9 +22,8 @@ extension TransferWorker {
             return
         }
         var firstFailure: (any Error)?
-        for (entry, result) in zip(archive.entries, results) {
+        for ((entry, local), result) in zip(zip(archive.entries, locals), results) {
             do {
-                let local = runPath + "/" + entry.path
                 let sent = try sentEntry(entry, try result.get(), local: local)
                 progress.finished(entry, (sent, entry.size), inArchive: true)
             } catch {
