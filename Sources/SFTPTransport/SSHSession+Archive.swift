@@ -208,6 +208,9 @@ private struct ArchiveStream: ~Copyable {
         }
         while libssh2_channel_eof(channel) == 0 {
             if try drainOutput() { continue }
+            // The read that found nothing more may have taken in the end of the output: waiting
+            // on the socket then would sleep out the whole poll for an answer already here.
+            if libssh2_channel_eof(channel) != 0 { break }
             try waitOrGiveUp("finishing the archive")
         }
         try close()

@@ -30,11 +30,11 @@ struct QueueFaultTests {
     }
 
     @Test("the lock goes with the agent")
-    func lockReleased() throws {
+    func lockReleased() async throws {
         let folder = try makeLocalFolder("lock-release")
         defer { try? FileManager.default.removeItem(atPath: folder) }
         do { _ = try JobQueue(stateDirectory: folder, access: .agent) }
-        _ = try JobQueue(stateDirectory: folder, access: .agent)
+        _ = try await JobQueue.reopened(folder)
     }
 
     @Test("read-only access never creates a queue")

@@ -67,7 +67,7 @@ public final class Agent: Sendable {
     }
 
     /// The agent's stages, each a loop of its own.
-    func stages(_ live: LiveConfiguration) async -> [any AgentLoop] {
+    func stages(_ live: LiveConfiguration, activity: QueueActivity) async -> [any AgentLoop] {
         // One gate per instrument root, so that work stuck on a hung mount keeps every stage off it.
         let roots = InstrumentRoots(configuration)
         let inbox = ControlInbox(configuration: configuration, queue: queue, logger: logger, clock: clock, roots: roots)
@@ -81,9 +81,10 @@ public final class Agent: Sendable {
         for index in 1...configuration.agent.workers {
             loops.append(TransferWorker(
                 name: "worker-\(index)", configuration: configuration, queue: queue, logger: logger, metrics: metrics,
-                mayStart: { !inbox.isPaused }, roots: roots, clock: clock, pacer: pacer))
+                mayStart: { !inbox.isPaused }, roots: roots, clock: clock, pacer: pacer, activity: activity))
         }
-        loops.append(Verifier(configuration: configuration, queue: queue, logger: logger, live: live, clock: clock))
+        loops.append(Verifier(
+            configuration: configuration, queue: queue, logger: logger, live: live, clock: clock, activity: activity))
         let diskWatch = DiskWatch(
             configuration: configuration, queue: queue, logger: logger, live: live, roots: roots, clock: clock)
         loops.append(diskWatch)
@@ -103,7 +104,11 @@ public final class Agent: Sendable {
     public func serviceGroup(_ options: Options) async -> ServiceGroup {
         let live = LiveConfiguration(configuration)
         let liveness = Liveness(stallTimeout: configuration.agent.stallTimeout)
-        var services: [any Service] = await stages(live).map { LoopService(loop: $0, liveness: liveness) }
+        let activity = QueueActivity(stateDirectory: configuration.agent.stateDirectory)
+        var services: [any Service] = await stages(live, activity: activity).map {
+            LoopService(loop: $0, liveness: liveness)
+        }
+        services.append(QueueActivityService(activity: activity))
         if let eventLog {
             services.append(HangupService(log: eventLog, live: live, queue: queue, logger: logger))
         }
@@ -133,5 +138,15 @@ public final class Agent: Sendable {
         try await group.run()
         notifier.send("STOPPING=1")
         logger.info("agent.stopped", metadata: [:])
+    }
+}
+
+/// Stops watching the queue once the agent stops.
+struct QueueActivityService: Service {
+    let activity: QueueActivity
+
+    func run() async throws {
+        defer { activity.close() }
+        try? await gracefulShutdown()
     }
 }

@@ -25,6 +25,8 @@ public final class TransferWorker: AgentLoop {
     /// Between polls of an empty queue (a claim that finds nothing writes nothing): how long a
     /// run queued by the watcher or `nassync enqueue` waits at most for a free worker to see it.
     let idleDelay: Duration
+    /// Ends that wait early once the queue is written to (a run queued by any process).
+    let activity: QueueActivity
     /// Whether new transfers may start now (the `pause` signal file says no).
     let mayStart: @Sendable () -> Bool
     let metrics: AgentMetrics?
@@ -48,8 +50,9 @@ public final class TransferWorker: AgentLoop {
         name: String, configuration: Configuration, queue: JobQueue, logger: Logger, idleDelay: Duration = .milliseconds(250),
         metrics: AgentMetrics? = nil, mayStart: @escaping @Sendable () -> Bool = { true }, connect: NASConnector? = nil,
         roots: InstrumentRoots? = nil, clock: AgentClock = .system, heartbeatInterval: Duration = .seconds(10),
-        pacer: BandwidthLimiter? = nil
+        pacer: BandwidthLimiter? = nil, activity: QueueActivity = .none
     ) {
+        self.activity = activity
         self.pacer = pacer ?? BandwidthLimiter(LiveConfiguration(configuration))
         self.name = name
         self.clock = clock
@@ -71,6 +74,7 @@ public final class TransferWorker: AgentLoop {
     public func run(heart: Heart = .none) async {
         while !Task.isCancelled {
             heart.beat()
+            let seen = activity.mark
             let job: Job?
             do {
                 job = mayStart() ? try await queue.claim(worker: name) : nil
@@ -81,7 +85,7 @@ public final class TransferWorker: AgentLoop {
             if let job {
                 await process(job, heart: heart)
             } else {
-                try? await clock.sleep(for: idleDelay)
+                try? await activity.pause(since: seen, upTo: idleDelay, clock: clock)
             }
         }
         for lane in lanes { await lane.close() }

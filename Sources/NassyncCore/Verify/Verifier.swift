@@ -22,6 +22,8 @@ public final class Verifier: AgentLoop {
     /// Between looks at the queue when no job is due: a read of the queue, cheap enough to do
     /// often, so a run just sent waits for no more than this before its first pass.
     let tick: Duration
+    /// Ends the pause between polls early once the queue is written to (a transfer that ended).
+    let activity: QueueActivity
     /// What was found out about the NAS on the current connection (probed once per connection
     /// and hash command).
     private let chosen = LockedValue<
@@ -48,8 +50,9 @@ public final class Verifier: AgentLoop {
     public init(
         configuration: Configuration, queue: JobQueue, logger: Logger, connect: NASConnector? = nil,
         live: LiveConfiguration? = nil, clock: AgentClock = .system, tick: Duration = .milliseconds(250),
-        hashers: [[String]] = RemoteHashProbe.candidates
+        hashers: [[String]] = RemoteHashProbe.candidates, activity: QueueActivity = .none
     ) {
+        self.activity = activity
         self.tick = tick
         self.hashers = hashers
         self.live = live ?? LiveConfiguration(configuration)
@@ -66,12 +69,13 @@ public final class Verifier: AgentLoop {
     public func run(heart: Heart = .none) async {
         while !Task.isCancelled {
             heart.beat()
+            let seen = activity.mark
             let due = (try? await queue.dueJobs(in: .awaitingVerify)) ?? []
             for job in due where !Task.isCancelled {
                 await verify(job, heart: heart)
                 heart.beat()
             }
-            if due.isEmpty { try? await clock.sleep(for: tick) }
+            if due.isEmpty { try? await activity.pause(since: seen, upTo: tick, clock: clock) }
         }
         for lane in lanes { await lane.close() }
     }
