@@ -196,6 +196,8 @@ private struct ArchiveStream: ~Copyable {
             if libssh2_channel_eof(channel) != 0 {
                 throw TransportError(.remoteIO, "tar on the NAS stopped reading before the archive ended")
             }
+            // The reads may have taken in the window adjustment this write waits for.
+            if libssh2_channel_window_write_ex(channel, nil) > 0 { continue }
             try waitOrGiveUp("taking the archive")
         }
         used = 0
@@ -208,9 +210,11 @@ private struct ArchiveStream: ~Copyable {
         }
         while libssh2_channel_eof(channel) == 0 {
             if try drainOutput() { continue }
-            // The read that found nothing more may have taken in the end of the output: waiting
-            // on the socket then would sleep out the whole poll for an answer already here.
+            // The reads that found nothing more may have taken in the end of the output, or the
+            // stderr read stdout's last packet: both wait in libssh2, not on the socket, where
+            // a wait would sleep out the whole poll for an answer already here.
             if libssh2_channel_eof(channel) != 0 { break }
+            if libssh2_poll_channel_read(channel, 1) > 0 { continue }
             try waitOrGiveUp("finishing the archive")
         }
         try close()

@@ -43,7 +43,9 @@ extension SSHSession {
             let readOut = try drain(0, into: &stdout)
             let readErr = try drain(Int32(SSH_EXTENDED_DATA_STDERR), into: &stderr)
             if libssh2_channel_eof(channel) != 0 { break }
-            if readOut || readErr { continue }
+            // The stderr read may have taken in stdout's last packet (and the end): it waits in
+            // libssh2, not on the socket, so read again instead of polling for it.
+            if readOut || readErr || libssh2_poll_channel_read(channel, 1) > 0 { continue }
             if let deadline, clock.now >= deadline {
                 // SSH cannot stop a command that will not end: closing its channel waits for the
                 // server's close, which comes only once the command exits. Give the session up

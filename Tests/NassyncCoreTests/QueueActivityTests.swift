@@ -55,6 +55,24 @@ struct QueueActivityTests {
         #expect(ContinuousClock.now - started < .seconds(30))
     }
 
+    @Test("once closed (the agent stopping), writes no longer end pauses: the loops do not spin while it stops")
+    func closedPausesSleep() async throws {
+        let folder = try makeLocalFolder("queue-activity-closed")
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let queue = try JobQueue(stateDirectory: folder, access: .agent)
+        let activity = QueueActivity(stateDirectory: folder)
+        let seen = activity.mark
+        activity.close()
+        let started = ContinuousClock.now
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await activity.pause(since: seen, upTo: .milliseconds(500), clock: .system) }
+            try await Task.sleep(for: .milliseconds(100))
+            _ = try await queue.enqueue(runPath: "/data/run", instrument: "I", nasPath: "/nas/run")
+            try await group.waitForAll()
+        }
+        #expect(ContinuousClock.now - started >= .milliseconds(500), "the pause ran its full length")
+    }
+
     @Test("a pause ends when its task is cancelled, as a sleep does")
     func cancelledPause() async throws {
         let folder = try makeLocalFolder("queue-activity-cancel")

@@ -108,7 +108,9 @@ public final class Agent: Sendable {
         var services: [any Service] = await stages(live, activity: activity).map {
             LoopService(loop: $0, liveness: liveness)
         }
-        services.append(QueueActivityService(activity: activity))
+        // First, so that it stops last (a group stops its services in reverse order): the loops
+        // keep their prompt wake-ups until each of them has stopped.
+        services.insert(QueueActivityService(activity: activity), at: 0)
         if let eventLog {
             services.append(HangupService(log: eventLog, live: live, queue: queue, logger: logger))
         }

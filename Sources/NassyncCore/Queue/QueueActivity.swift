@@ -34,7 +34,9 @@ public final class QueueActivity: Sendable {
         if fd >= 0 && !watched { Glibc.close(fd) }
         descriptor = watched ? fd : -1
         guard watched else { return }
-        let thread = Thread { [self] in readLoop() }
+        // Weakly: an activity dropped without `close()` (a group built but never run) ends the
+        // thread, which then closes the descriptor.
+        let thread = Thread { [weak self] in Self.readLoop(fd) { self } }
         thread.name = "nassync.queue-activity"
         thread.start()
     }
@@ -55,23 +57,25 @@ public final class QueueActivity: Sendable {
     /// Pauses on `clock` for `limit`, or less once the queue changed after `since` (at once if
     /// it already has). Throws `CancellationError` when the task is cancelled, as a sleep does.
     public func pause(since mark: UInt64, upTo limit: Duration, clock: AgentClock) async throws {
-        guard isWatching else { return try await clock.sleep(for: limit) }
+        guard isWatching, !isClosed else { return try await clock.sleep(for: limit) }
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await clock.sleep(for: limit) }
             group.addTask { await self.change(after: mark) }
             defer { group.cancelAll() }
             _ = try await group.next()
         }
+        // Cancelled: both end, and the change may have been first.
+        try Task.checkCancellation()
     }
 
-    /// Stops the reading thread, which then closes the descriptor.
+    private var isClosed: Bool { state.withLock { $0.closed } }
+
+    /// Stops the reading thread, which then closes the descriptor. Pauses from then on are
+    /// plain sleeps.
     public func close() {
-        let waiting = state.withLock { state in
-            state.closed = true
-            defer { state.waiters.removeAll() }
-            return Array(state.waiters.values)
-        }
-        for waiter in waiting { waiter.resume() }
+        // Pauses under way end by their sleep: waking the loops now would only have them poll
+        // the queue again and again while the agent stops.
+        state.withLock { $0.closed = true }
     }
 
     /// Returns once the count of changes differs from `mark`, or the task is cancelled.
@@ -83,7 +87,7 @@ public final class QueueActivity: Sendable {
         await withTaskCancellationHandler {
             await withCheckedContinuation { (waiter: CheckedContinuation<Void, Never>) in
                 let now = state.withLock { state in
-                    guard state.generation == mark, !state.closed, !state.cancelled.contains(id) else { return true }
+                    guard state.generation == mark, !state.cancelled.contains(id) else { return true }
                     state.waiters[id] = waiter
                     return false
                 }
@@ -108,8 +112,8 @@ public final class QueueActivity: Sendable {
     }
 
     /// On a thread of its own (never the cooperative pool): blocks in `poll` on the inotify
-    /// descriptor, with a time-out so that `close()` is noticed.
-    private func readLoop() {
+    /// descriptor, with a time-out so that `close()`, or the activity's end, is noticed.
+    private static func readLoop(_ descriptor: Int32, owner: () -> QueueActivity?) {
         let size = 16 * 1024
         let buffer = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 8)
         defer {
@@ -117,7 +121,7 @@ public final class QueueActivity: Sendable {
             Glibc.close(descriptor)
         }
         let prefix = Array(JobQueue.fileName.utf8)
-        while !state.withLock({ $0.closed }) {
+        while let activity = owner(), !activity.isClosed {
             var pollFD = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
             guard poll(&pollFD, 1, 500) > 0 else { continue }
             let count = read(descriptor, buffer, size)
@@ -134,7 +138,11 @@ public final class QueueActivity: Sendable {
                 if event.mask & UInt32(IN_Q_OVERFLOW) != 0 || name.starts(with: prefix) { ours = true }
                 offset += MemoryLayout<inotify_event>.size + Int(event.len)
             }
-            if ours { changed() }
+            guard ours else { continue }
+            activity.changed()
+            // A busy job writes the queue many times a second: the first write wakes the idle
+            // loops at once, the ones right after it are taken together.
+            usleep(20_000)
         }
     }
 }
