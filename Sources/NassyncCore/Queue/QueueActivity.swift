@@ -111,38 +111,24 @@ public final class QueueActivity: Sendable {
         for waiter in waiting { waiter.resume() }
     }
 
-    /// On a thread of its own (never the cooperative pool): blocks in `poll` on the inotify
-    /// descriptor, with a time-out so that `close()`, or the activity's end, is noticed.
-    private static func readLoop(_ descriptor: Int32, owner: () -> QueueActivity?) {
-        let size = 16 * 1024
-        let buffer = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 8)
-        defer {
-            buffer.deallocate()
-            Glibc.close(descriptor)
-        }
+    /// On a thread of its own (see `InotifyReader`), for as long as the activity lives open.
+    private static func readLoop(_ descriptor: Int32, owner: @escaping () -> QueueActivity?) {
         let prefix = Array(JobQueue.fileName.utf8)
-        while let activity = owner(), !activity.isClosed {
-            var pollFD = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
-            guard poll(&pollFD, 1, 500) > 0 else { continue }
-            let count = read(descriptor, buffer, size)
-            if count < 0 && (errno == EINTR || errno == EAGAIN) { continue }
-            if count <= 0 { return }
-            var offset = 0
-            var ours = false
-            while offset + MemoryLayout<inotify_event>.size <= count {
-                let event = buffer.load(fromByteOffset: offset, as: inotify_event.self)
-                let nameStart = buffer + offset + MemoryLayout<inotify_event>.size
-                let name = UnsafeRawBufferPointer(start: nameStart, count: Int(event.len))
+        var ours = false
+        InotifyReader.run(
+            descriptor, bufferSize: 16 * 1024, keepGoing: { owner().map { !$0.isClosed } ?? false },
+            event: { event, name in
                 // Only the queue's own files (other files of the state folder, the control
                 // folder's signal files, the metrics textfile, change without the queue changing).
                 if event.mask & UInt32(IN_Q_OVERFLOW) != 0 || name.starts(with: prefix) { ours = true }
-                offset += MemoryLayout<inotify_event>.size + Int(event.len)
-            }
-            guard ours else { continue }
-            activity.changed()
-            // A busy job writes the queue many times a second: the first write wakes the idle
-            // loops at once, the ones right after it are taken together.
-            usleep(20_000)
-        }
+            },
+            read: {
+                guard ours, let activity = owner() else { return }
+                ours = false
+                activity.changed()
+                // A busy job writes the queue many times a second: the first write wakes the
+                // idle loops at once, the ones right after it are taken together.
+                usleep(20_000)
+            })
     }
 }

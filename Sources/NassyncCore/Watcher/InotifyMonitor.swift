@@ -77,25 +77,9 @@ final class InotifyMonitor: Sendable {
     }
 
     private func readLoop() {
-        let size = 64 * 1024
-        let buffer = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 8)
-        defer {
-            buffer.deallocate()
-            Glibc.close(descriptor)
-        }
-        while !state.withLock({ $0.closed }) {
-            var pollFD = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
-            guard poll(&pollFD, 1, 500) > 0 else { continue }
-            let count = read(descriptor, buffer, size)
-            if count < 0 && (errno == EINTR || errno == EAGAIN) { continue }
-            if count <= 0 { return }
-            var offset = 0
-            while offset + MemoryLayout<inotify_event>.size <= count {
-                let event = buffer.load(fromByteOffset: offset, as: inotify_event.self)
-                record(event)
-                offset += MemoryLayout<inotify_event>.size + Int(event.len)
-            }
-        }
+        InotifyReader.run(
+            descriptor, bufferSize: 64 * 1024, keepGoing: { !state.withLock { $0.closed } },
+            event: { event, _ in record(event) })
     }
 
     private func record(_ event: inotify_event) {
