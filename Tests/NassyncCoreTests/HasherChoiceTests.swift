@@ -28,6 +28,27 @@ struct HasherChoiceTests {
         #expect(method.metadata["command"] == "openssl dgst -sha256 -r")
     }
 
+    @Test("while a transfer runs, the verifier logs in and picks its hasher, once per transfer; with none running it does nothing")
+    func preparesDuringTransfer() async throws {
+        let p = try Pipeline("hasher-prepare")
+        let id = try await p.queueRun("run", files: ["a.bin": pseudoRandomBytes(count: 1_000, seed: 4)])
+        // Nothing running yet (the job is only queued): no login, no probe.
+        await p.verifier.prepare()
+        #expect(!p.verifier.lanes[0].isConnected)
+        #expect(p.log.events("verify.method").isEmpty)
+
+        let claimed = try #require(try await p.queue.claim(worker: "w1"))
+        #expect(claimed.id == id && claimed.state == .running)
+        await p.verifier.prepare()
+        #expect(p.verifier.lanes[0].isConnected, "logged in while the transfer runs")
+        #expect(p.log.events("verify.method").first?.metadata["command"] == "openssl dgst -sha256 -r")
+
+        // Once per transfer: a connection lost meanwhile is left for the pass to make again.
+        await p.verifier.lanes[0].close()
+        await p.verifier.prepare()
+        #expect(!p.verifier.lanes[0].isConnected)
+    }
+
     @Test("a hasher that is missing or prints another digest is passed over for the next one")
     func skipsWhatDoesNotWork() async throws {
         let p = try Pipeline("hasher-fallback")

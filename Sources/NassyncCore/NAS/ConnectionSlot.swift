@@ -8,6 +8,9 @@ final class ConnectionSlot: Sendable {
     /// File bytes moved over the connection now held (0 when none is).
     var bytesMoved: UInt64 { current.get()?.bytesMoved ?? 0 }
 
+    /// Whether a connection is held that may still be used.
+    var isConnected: Bool { current.get()?.isUsable ?? false }
+
     func get(_ connect: NASConnector) async throws -> SFTPConnection {
         if let existing = current.get(), existing.isUsable { return existing }
         let fresh = try await connect()

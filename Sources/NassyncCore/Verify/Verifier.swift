@@ -24,6 +24,8 @@ public final class Verifier: AgentLoop {
     let tick: Duration
     /// Ends the pause between polls early once the queue is written to (a transfer that ended).
     let activity: QueueActivity
+    /// The transfer the last `prepare()` was for.
+    let preparedFor = LockedValue<Int64?>(nil)
     /// What was found out about the NAS on the current connection (probed once per connection
     /// and hash command).
     private let chosen = LockedValue<
@@ -75,9 +77,23 @@ public final class Verifier: AgentLoop {
                 await verify(job, heart: heart)
                 heart.beat()
             }
-            if due.isEmpty { try? await activity.pause(since: seen, upTo: tick, clock: clock) }
+            if due.isEmpty {
+                await prepare()
+                try? await activity.pause(since: seen, upTo: tick, clock: clock)
+            }
         }
         for lane in lanes { await lane.close() }
+    }
+
+    /// While a transfer runs, logs in and picks the hash command (once per transfer), so that
+    /// the run's first pass starts when its transfer ends instead of after a login and a probe.
+    /// Only a head start: what fails here is met, and reported, by the pass itself.
+    func prepare() async {
+        guard !lanes[0].isConnected, let running = try? await queue.jobs(in: .running, limit: 1).first,
+            preparedFor.swap(running.id) != running.id
+        else { return }
+        guard let sftp = try? await lanes[0].get(connect) else { return }
+        _ = try? await capabilities(for: sftp)
     }
 
     /// One verify pass over one `awaiting_verify` job.
