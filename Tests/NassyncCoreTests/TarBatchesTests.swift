@@ -91,3 +91,20 @@ struct TarBatchesTests {
         #expect(verified.verifyPasses == 1, "\(verified.lastError ?? "")")
     }
 }
+
+/// How much one archive holds: a lane's share of the run, between a floor and the largest size.
+struct TarArchiveLimitTests {
+    @Test("an archive holds a lane's share of the run, at least 16 files or 1 MiB, at most 1,000 files or 64 MiB")
+    func laneShare() {
+        let small = TarBatches.Limit(runFiles: 65, runBytes: 32 << 20, lanes: 4)
+        #expect(small.files == 17 && small.bytes == 8 << 20, "four archives, one for each lane")
+        let medium = TarBatches.Limit(runFiles: 2_000, runBytes: 200_000_000, lanes: 4)
+        #expect(medium.files == 500 && medium.bytes == 50_000_000)
+        let big = TarBatches.Limit(runFiles: 1_000_000, runBytes: 1 << 40, lanes: 4)
+        #expect(big.files == TarBatches.filesPerArchive && big.bytes == TarBatches.bytesPerArchive)
+        let tiny = TarBatches.Limit(runFiles: 10, runBytes: 10_000, lanes: 4)
+        #expect(tiny.files == 16 && tiny.bytes == 1 << 20, "not split below the floor")
+        let oneLane = TarBatches.Limit(runFiles: 500, runBytes: 5 << 20, lanes: 1)
+        #expect(oneLane.files == 500 && oneLane.bytes == 5 << 20)
+    }
+}

@@ -79,13 +79,20 @@ public final class TCPRelay: Sendable {
 
     private static func pump(from source: Int32, to destination: Int32, rate: Int?) {
         var buffer = [UInt8](repeating: 0, count: 65_536)
-        let started = Date()
+        var started = Date()
         var relayed = 0
         while true {
             if let rate {
                 // Sleep until the bytes relayed so far are due at `rate`, then read at most 1/20 s of it.
                 let ahead = Double(relayed) / Double(rate) - Date().timeIntervalSince(started)
-                if ahead > 0 { Thread.sleep(forTimeInterval: ahead) }
+                if ahead > 0 {
+                    Thread.sleep(forTimeInterval: ahead)
+                } else if ahead < -0.1 {
+                    // A link does not save up the time it was idle: a connection made long before
+                    // its first bytes gets 0.1 s of them at once, not everything at once.
+                    started = Date().addingTimeInterval(-0.1)
+                    relayed = 0
+                }
             }
             let chunk = rate.map { min(buffer.count, max(1, $0 / 20)) } ?? buffer.count
             let count = recv(source, &buffer, chunk, 0)

@@ -37,15 +37,36 @@ struct TarBatches: Sendable {
 
     /// The files of one archive, gathered by a lane until it is full or the run has no more.
     struct Archive {
+        let limit: Limit
         private(set) var entries: [ManifestEntry] = []
         private(set) var bytes: Int64 = 0
+
+        init(_ limit: Limit) {
+            self.limit = limit
+        }
 
         mutating func add(_ entry: ManifestEntry) {
             entries.append(entry)
             bytes += entry.size
         }
 
-        var isFull: Bool { entries.count >= TarBatches.filesPerArchive || bytes >= TarBatches.bytesPerArchive }
+        var isFull: Bool { entries.count >= limit.files || bytes >= limit.bytes }
+    }
+
+    /// How much one archive of a run holds.
+    struct Limit: Sendable, Equatable {
+        let files: Int
+        let bytes: Int64
+
+        /// A lane takes files as fast as it reads the manifest, so one archive of the largest
+        /// size would take a small run whole and leave the other lanes idle: an archive holds
+        /// at most a lane's share of the run (but not less than 16 files or 1 MiB, where a
+        /// `tar` of its own costs more than it spreads).
+        init(runFiles: Int, runBytes: Int64, lanes: Int) {
+            let lanes = max(1, lanes)
+            files = min(TarBatches.filesPerArchive, max(16, (runFiles + lanes - 1) / lanes))
+            bytes = min(TarBatches.bytesPerArchive, max(1 << 20, (runBytes + Int64(lanes) - 1) / Int64(lanes)))
+        }
     }
 
     /// Whether archives work on this login, and if not, why.

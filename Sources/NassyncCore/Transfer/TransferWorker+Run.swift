@@ -135,6 +135,7 @@ extension TransferWorker {
             ? EarlyFlush.start(
                 folder: location.nasPath, bytes: scanned.bytes, connect: connect, timeout: configuration.nas.operationTimeout)
             : nil
+        let archiveLimit = TarBatches.Limit(runFiles: scanned.files, runBytes: scanned.bytes, lanes: lanes.count)
         do {
             // Files go over several connections at once: while one waits for the NAS (an ack,
             // an fsync, a rename), the others keep requests in flight.
@@ -143,7 +144,7 @@ extension TransferWorker {
                     group.addTask {
                         try await self.sendFiles(
                             from: feed, progress, over: lane, runPath: job.runPath, nasPath: location.nasPath, job: id,
-                            fsync: fsyncEachFile, fsyncSkipped: fsyncSkipped, tar: tar)
+                            fsync: fsyncEachFile, fsyncSkipped: fsyncSkipped, tar: tar, archiveLimit: archiveLimit)
                     }
                 }
                 try await group.waitForAll()
@@ -178,9 +179,9 @@ extension TransferWorker {
     /// small files not yet on the NAS are gathered into archives instead.
     private func sendFiles(
         from feed: ManifestFeed, _ progress: TransferProgress, over lane: ConnectionSlot, runPath: String, nasPath: String, job id: Int64,
-        fsync: Bool, fsyncSkipped: Bool, tar: TarBatches?
+        fsync: Bool, fsyncSkipped: Bool, tar: TarBatches?, archiveLimit: TarBatches.Limit
     ) async throws {
-        var archive = TarBatches.Archive()
+        var archive = TarBatches.Archive(archiveLimit)
         while !progress.stopped, let entry = try await feed.next() {
             if Task.isCancelled || progress.claimLost {
                 progress.stop()
@@ -190,7 +191,7 @@ extension TransferWorker {
                 archive.add(entry)
                 if archive.isFull {
                     try await send(archive, tar, over: lane, progress, runPath: runPath, job: id)
-                    archive = TarBatches.Archive()
+                    archive = TarBatches.Archive(archiveLimit)
                 }
                 continue
             }
