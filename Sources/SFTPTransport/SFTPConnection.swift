@@ -116,12 +116,23 @@ public final class SFTPConnection: @unchecked Sendable {
 
     /// Sends a local file; see `SSHSession.upload`. Returns the SHA-256 of the bytes sent.
     /// `pacer` holds the upload to a rate (nil: as fast as the link goes).
+    /// `landing`, when given, is told how much of the file has landed (see `hashAsItLands`).
     public func upload(
         from localPath: String, to remotePath: String, resumingAt offset: UInt64 = 0, fsync: Bool = true,
-        pacer: (any UploadPacer)? = nil
+        pacer: (any UploadPacer)? = nil, landing: LandingProgress? = nil
     ) async throws -> UploadResult {
         try await perform {
-            try $0.upload(localPath: localPath, remotePath: remotePath, offset: offset, fsync: fsync, pacer: pacer)
+            try $0.upload(
+                localPath: localPath, remotePath: remotePath, offset: offset, fsync: fsync, pacer: pacer, landing: landing)
+        }
+    }
+
+    /// Hashes a file on the NAS as another connection uploads it; see `SSHSession.hashAsItLands`.
+    public func hashAsItLands(
+        _ remotePath: String, hasher: [String], progress: LandingProgress, step: UInt64, timeout: Duration
+    ) async throws -> String? {
+        try await perform {
+            try $0.hashAsItLands(remotePath, hasher: hasher, progress: progress, step: step, timeout: timeout)
         }
     }
 

@@ -10,17 +10,19 @@ extension SSHSession {
     /// The channel is driven in non-blocking mode so that a command that fills stderr while we
     /// wait on stdout (or the other way round) cannot dead-lock the SSH window. Output beyond
     /// `outputLimit` bytes per stream is an error rather than unbounded memory.
-    func run(_ command: String, timeout: Duration?, outputLimit: Int) throws -> CommandResult {
+    ///
+    /// `input` feeds the command's standard input while it runs, asked again and again until it
+    /// says `.end`; `timeout` counts from then. By default the input is empty.
+    func run(
+        _ command: String, timeout: Duration?, outputLimit: Int, input: () -> CommandInput = { .end }
+    ) throws -> CommandResult {
         let channel = try startCommand(command, for: "a command")
         defer { libssh2_channel_free(channel) }
         guard let session else { throw TransportError(.connection, "the connection is closed") }
-        _ = libssh2_channel_send_eof(channel)
 
         libssh2_session_set_blocking(session, 0)
         defer { libssh2_session_set_blocking(session, 1) }
 
-        let clock = ContinuousClock()
-        let deadline = timeout.map { clock.now.advanced(by: $0) }
         var stdout: [UInt8] = []
         var stderr: [UInt8] = []
         var buffer = [CChar](repeating: 0, count: 65_536)
@@ -39,6 +41,29 @@ extension SSHSession {
             }
         }
 
+        feeding: while true {
+            switch input() {
+            case .bytes(let bytes):
+                let taken = try write(bytes, to: channel, session) {
+                    _ = try drain(0, into: &stdout)
+                    _ = try drain(Int32(SSH_EXTENDED_DATA_STDERR), into: &stderr)
+                }
+                if !taken { break feeding }  // it ended: its exit status and output tell why
+            case .notYet:
+                _ = try drain(0, into: &stdout)
+                _ = try drain(Int32(SSH_EXTENDED_DATA_STDERR), into: &stderr)
+                if libssh2_channel_eof(channel) != 0 { break feeding }  // it ended without waiting for more
+                try waitForSocket(session, milliseconds: 10)
+            case .end:
+                break feeding
+            }
+        }
+        while libssh2_channel_send_eof(channel) == LIBSSH2_ERROR_EAGAIN {
+            try waitForSocket(session)
+        }
+
+        let clock = ContinuousClock()
+        let deadline = timeout.map { clock.now.advanced(by: $0) }
         while true {
             let readOut = try drain(0, into: &stdout)
             let readErr = try drain(Int32(SSH_EXTENDED_DATA_STDERR), into: &stderr)
@@ -101,8 +126,43 @@ extension SSHSession {
         return String(cString: signalPointer)
     }
 
-    /// Waits until libssh2 can make progress, sending keepalives while a long command is silent.
-    private func waitForSocket(_ session: OpaquePointer) throws {
+    /// Writes all of `bytes` to the command's standard input; false if the command ended
+    /// first. `drain` reads what it printed meanwhile, which may bring the window adjustment a
+    /// full window waits for.
+    private func write(
+        _ bytes: [UInt8], to channel: OpaquePointer, _ session: OpaquePointer, drain: () throws -> Void
+    ) throws -> Bool {
+        var offset = 0
+        while offset < bytes.count {
+            if libssh2_channel_eof(channel) != 0 { return false }
+            let rc = bytes.withUnsafeBufferPointer { buffer in
+                buffer.withMemoryRebound(to: CChar.self) {
+                    libssh2_channel_write_ex(channel, 0, $0.baseAddress! + offset, $0.count - offset)
+                }
+            }
+            if rc > 0 {
+                offset += rc
+                continue
+            }
+            guard rc == LIBSSH2_ERROR_EAGAIN || rc == 0 else {
+                if rc == LIBSSH2_ERROR_CHANNEL_CLOSED || rc == LIBSSH2_ERROR_CHANNEL_EOF_SENT { return false }
+                throw lastError("writing to the command failed", defaultCode: .connection)
+            }
+            // A packet half written to the socket must be finished by this same write before
+            // anything is read: then only the socket is waited for.
+            if libssh2_session_block_directions(session) & LIBSSH2_SESSION_BLOCK_OUTBOUND == 0 {
+                try drain()
+                if libssh2_channel_eof(channel) != 0 { return false }
+                if libssh2_channel_window_write_ex(channel, nil) > 0 { continue }
+            }
+            try waitForSocket(session)
+        }
+        return true
+    }
+
+    /// Waits until libssh2 can make progress (`milliseconds` at most), sending keepalives while
+    /// a long command is silent.
+    private func waitForSocket(_ session: OpaquePointer, milliseconds: Int32 = 250) throws {
         if socket.isInterrupted { throw TransportError(.cancelled, "the command was cancelled") }
         let directions = libssh2_session_block_directions(session)
         var events: Int16 = 0
@@ -110,7 +170,7 @@ extension SSHSession {
         if directions & LIBSSH2_SESSION_BLOCK_OUTBOUND != 0 { events |= Int16(POLLOUT) }
         if events == 0 { events = Int16(POLLIN) }
         var pollFD = pollfd(fd: socket.descriptor, events: events, revents: 0)
-        let ready = poll(&pollFD, 1, 250)
+        let ready = poll(&pollFD, 1, milliseconds)
         if ready == 0 {
             var secondsToNext: Int32 = 0
             _ = libssh2_keepalive_send(session, &secondsToNext)
@@ -119,4 +179,13 @@ extension SSHSession {
         }
         if socket.isInterrupted { throw TransportError(.cancelled, "the command was cancelled") }
     }
+}
+
+/// What a command run with `SSHSession.run` is given next on its standard input.
+public enum CommandInput: Sendable {
+    case bytes([UInt8])
+    /// Nothing yet: asked again shortly.
+    case notYet
+    /// The input ends here.
+    case end
 }

@@ -15,8 +15,11 @@ extension SSHSession {
     ///
     /// A resume trusts nothing on the NAS: the partial copy is read back and must hash like the
     /// local file's start, or it is replaced from byte 0.
+    ///
+    /// `landing` is told how much of the file the NAS has written, as its acknowledgements come.
     func upload(
-        localPath: String, remotePath: String, offset requestedOffset: UInt64, fsync: Bool, pacer: (any UploadPacer)? = nil
+        localPath: String, remotePath: String, offset requestedOffset: UInt64, fsync: Bool, pacer: (any UploadPacer)? = nil,
+        landing: LandingProgress? = nil
     ) throws -> UploadResult {
         let sftp = try requireSFTP()
         let local = try LocalFile(openForReading: localPath)
@@ -106,6 +109,7 @@ extension SSHSession {
                 throw writeError(remotePath: remotePath, remaining: UInt64(pending.count))
             }
             pending = (pending.lowerBound + rc)..<pending.upperBound
+            landing?.land(position - UInt64(pending.count))
             bytesMoved.add(UInt64(rc), ordering: .relaxed)
             pacer?.pace(rc) { [socket] in socket.isInterrupted }
         }

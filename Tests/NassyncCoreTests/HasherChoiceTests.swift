@@ -49,6 +49,24 @@ struct HasherChoiceTests {
         #expect(!p.verifier.lanes[0].isConnected)
     }
 
+    @Test("a probe that fails while the NAS root is not made yet is tried again; what it finds goes to the transfers")
+    func preparesAgainOnceTheRootExists() async throws {
+        let nas = try TestNAS.require()
+        let root = try nas.makeRemoteFolder("hasher-later") + "/made-by-the-first-transfer"
+        let p = try Pipeline("hasher-later", remoteRoot: root)
+        let hashCommand = NASHashCommand()
+        let verifier = Verifier(configuration: p.configuration, queue: p.queue, logger: p.log.logger, hashCommand: hashCommand)
+        _ = try await p.queueRun("run", files: ["a.bin": pseudoRandomBytes(count: 1_000, seed: 5)])
+        _ = try #require(try await p.queue.claim(worker: "w1"))
+        await verifier.prepare()
+        #expect(p.log.events("verify.method").isEmpty, "no root to probe in")
+        #expect(hashCommand.current == nil)
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        await verifier.prepare()
+        #expect(p.log.events("verify.method").first?.metadata["command"] == "openssl dgst -sha256 -r")
+        #expect(hashCommand.current == ["openssl", "dgst", "-sha256", "-r"])
+    }
+
     @Test("a hasher that is missing or prints another digest is passed over for the next one")
     func skipsWhatDoesNotWork() async throws {
         let p = try Pipeline("hasher-fallback")

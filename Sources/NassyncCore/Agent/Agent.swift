@@ -78,13 +78,16 @@ public final class Agent: Sendable {
         ]
         let metrics = AgentMetrics(instruments: configuration.instruments.map(\.id))
         let pacer = BandwidthLimiter(live)  // one limit for every worker together
+        let hashCommand = NASHashCommand()  // found by the verifier, used by transfers too
         for index in 1...configuration.agent.workers {
             loops.append(TransferWorker(
                 name: "worker-\(index)", configuration: configuration, queue: queue, logger: logger, metrics: metrics,
-                mayStart: { !inbox.isPaused }, roots: roots, clock: clock, pacer: pacer, activity: activity))
+                mayStart: { !inbox.isPaused }, roots: roots, clock: clock, pacer: pacer, activity: activity,
+                hashCommand: hashCommand))
         }
         loops.append(Verifier(
-            configuration: configuration, queue: queue, logger: logger, live: live, clock: clock, activity: activity))
+            configuration: configuration, queue: queue, logger: logger, live: live, clock: clock, activity: activity,
+            hashCommand: hashCommand))
         let diskWatch = DiskWatch(
             configuration: configuration, queue: queue, logger: logger, live: live, roots: roots, clock: clock)
         loops.append(diskWatch)

@@ -1,3 +1,4 @@
+import Foundation
 import SFTPTransport
 
 /// One of a stage's SSH connections, reused across jobs and replaced once it broke (after a
@@ -9,7 +10,10 @@ final class ConnectionSlot: Sendable {
     var bytesMoved: UInt64 { current.get()?.bytesMoved ?? 0 }
 
     /// Whether a connection is held that may still be used.
-    var isConnected: Bool { current.get()?.isUsable ?? false }
+    var isConnected: Bool { usableID != nil }
+
+    /// The `SFTPConnection.id` of the connection held, if it may still be used.
+    var usableID: UUID? { current.get().flatMap { $0.isUsable ? $0.id : nil } }
 
     func get(_ connect: NASConnector) async throws -> SFTPConnection {
         if let existing = current.get(), existing.isUsable { return existing }

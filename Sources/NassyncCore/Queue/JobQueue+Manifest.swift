@@ -63,15 +63,21 @@ extension JobQueue {
             try Self.check(try Self.fetchJob(db, id), expected: .running, claimedBy: worker)
             let statement = try db.cachedStatement(
                 sql: """
-                    UPDATE files SET sha256 = ?, hashed_at = ?, transfer_state = ?, sent_bytes = ?
+                    UPDATE files SET sha256 = ?, hashed_at = ?, transfer_state = ?, sent_bytes = ?, landed_sha256 = ?
                     WHERE job_id = ? AND path = ?
                     """)
             for entry in updates {
                 try statement.execute(arguments: [
                     entry.sha256, entry.sha256 == nil ? nil : (entry.hashedAt ?? now), entry.transferState.rawValue,
-                    entry.sentBytes, id, entry.path,
+                    entry.sentBytes, entry.landedSHA256, id, entry.path,
                 ])
             }
         }
+    }
+
+    /// Drops the hashes taken as the job's files landed (`ManifestEntry.landedSHA256`).
+    static func forgetLandedHashes(_ db: Database, job id: Int64) throws {
+        try db.execute(
+            sql: "UPDATE files SET landed_sha256 = NULL WHERE job_id = ? AND landed_sha256 IS NOT NULL", arguments: [id])
     }
 }

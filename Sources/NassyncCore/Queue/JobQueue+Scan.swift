@@ -16,7 +16,12 @@ extension JobQueue {
     public func beginScan(job id: Int64, worker: String?) async throws -> ManifestScan {
         try await write { db in
             let job = try Self.fetchJob(db, id)
-            if let worker { try Self.check(job, expected: .running, claimedBy: worker) }
+            if let worker {
+                try Self.check(job, expected: .running, claimedBy: worker)
+                // Hashes taken as files landed stand in only for the transfer that took them:
+                // this one may make durable, or find on the NAS, what an earlier one left unsynced.
+                try Self.forgetLandedHashes(db, job: id)
+            }
             return ManifestScan(job: id, worker: worker, generation: try Self.nextScanGeneration(db, job: id))
         }
     }

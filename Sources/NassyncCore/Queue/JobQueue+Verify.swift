@@ -108,6 +108,8 @@ extension JobQueue {
                 arguments: [pass, method, now, id])
             let checked = db.changesCount
             try db.execute(sql: "DELETE FROM verify_staging WHERE job_id = ?", arguments: [id])
+            // Only the first pass after a transfer may take a file's hash from its landing.
+            try Self.forgetLandedHashes(db, job: id)
             let badCount = try Int.fetchOne(
                 db, sql: "SELECT count(*) FROM verify_results WHERE job_id = ? AND pass = ? AND outcome <> 'match'",
                 arguments: [id, pass]) ?? 0

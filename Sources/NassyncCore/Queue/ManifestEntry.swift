@@ -35,6 +35,9 @@ public struct ManifestEntry: Sendable, Equatable {
     /// When a cleanup that stopped halfway deleted the local file; its NAS copy stays proven
     /// and listed, and the file is no longer looked for locally.
     public var deletedAt: Date?
+    /// The SHA-256 the NAS computed of the file as it landed, in the transfer that sent it last
+    /// (`LandingHash`); used by the first verify pass after that transfer only.
+    public var landedSHA256: String?
 
     public init(
         path: String, kind: Kind, size: Int64, mtimeNanoseconds: Int64, ctimeNanoseconds: Int64 = 0, inode: UInt64,
@@ -54,6 +57,9 @@ public struct ManifestEntry: Sendable, Equatable {
         self.transferState = transferState
         self.sentBytes = sentBytes
     }
+
+    /// The NAS hashed the file as it landed, and found what was sent.
+    var landedAsSent: Bool { landedSHA256 != nil && landedSHA256 == sha256 }
 
     /// Same local file as `other`: what the hash and the NAS copy were taken from is unchanged.
     /// Names are compared as bytes: NFC and NFD spellings of a name are two files.
@@ -85,5 +91,6 @@ extension ManifestEntry: FetchableRecord {
         transferState = state
         sentBytes = row["sent_bytes"]
         deletedAt = row["deleted_at"]
+        landedSHA256 = row["landed_sha256"]
     }
 }

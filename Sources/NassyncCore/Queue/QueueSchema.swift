@@ -216,6 +216,12 @@ enum QueueSchema {
                     ) WITHOUT ROWID
                     """)
         }
+        migrator.registerMigration("v10: files hashed on the NAS as they landed") { db in
+            // The SHA-256 the NAS computed of a file while it was being sent (`LandingHash`): set
+            // by the transfer that sent it, it stands in for the file's hash in the first verify
+            // pass after that transfer, and is cleared by that pass and by the next transfer.
+            try db.execute(sql: "ALTER TABLE files ADD COLUMN landed_sha256 TEXT")
+        }
         return migrator
     }
 }

@@ -140,10 +140,11 @@ extension TransferWorker {
             // Files go over several connections at once: while one waits for the NAS (an ack,
             // an fsync, a rename), the others keep requests in flight.
             try await withThrowingTaskGroup(of: Void.self) { group in
-                for lane in lanes {
+                for (lane, landingLane) in zip(lanes, landingLanes) {
                     group.addTask {
                         try await self.sendFiles(
-                            from: feed, progress, over: lane, runPath: job.runPath, nasPath: location.nasPath, job: id,
+                            from: feed, progress, over: lane, landingLane: landingLane, runPath: job.runPath,
+                            nasPath: location.nasPath, job: id,
                             fsync: fsyncEachFile, fsyncSkipped: fsyncSkipped, tar: tar, archiveLimit: archiveLimit)
                     }
                 }
@@ -178,7 +179,8 @@ extension TransferWorker {
     /// One lane: takes the next file not yet taken and sends it, until none are left. With `tar`,
     /// small files not yet on the NAS are gathered into archives instead.
     private func sendFiles(
-        from feed: ManifestFeed, _ progress: TransferProgress, over lane: ConnectionSlot, runPath: String, nasPath: String, job id: Int64,
+        from feed: ManifestFeed, _ progress: TransferProgress, over lane: ConnectionSlot, landingLane: ConnectionSlot,
+        runPath: String, nasPath: String, job id: Int64,
         fsync: Bool, fsyncSkipped: Bool, tar: TarBatches?, archiveLimit: TarBatches.Limit
     ) async throws {
         var archive = TarBatches.Archive(archiveLimit)
@@ -199,7 +201,7 @@ extension TransferWorker {
             do {
                 let result = try await send(
                     entry, from: runPath + "/" + entry.path, to: RemotePath.join(nasPath, entry.path), fsync: fsync,
-                    fsyncSkipped: fsyncSkipped, sftp)
+                    fsyncSkipped: fsyncSkipped, sftp, landingLane: landingLane)
                 progress.finished(entry, result)
             } catch let error as TransportError where error.code == .cancelled {
                 progress.stopped(at: entry)
@@ -275,7 +277,7 @@ extension TransferWorker {
     /// bytes sent (nil: skipped, already there).
     private func send(
         _ entry: ManifestEntry, from local: String, to remote: String, fsync: Bool, fsyncSkipped: Bool,
-        _ sftp: SFTPConnection
+        _ sftp: SFTPConnection, landingLane: ConnectionSlot
     ) async throws -> (entry: ManifestEntry, bytesSent: Int64)? {
         if entry.deletedAt != nil {
             // Deleted by a cleanup after it was proven: the NAS copy is all there is.
@@ -305,8 +307,25 @@ extension TransferWorker {
         {
             offset = partial.size  // resume where the NAS copy ends
         }
-        let result = try await sftp.upload(from: local, to: temporary, resumingAt: offset, fsync: fsync, pacer: pacer)
-        let sent = try sentEntry(entry, result, local: local)
+        let result: UploadResult
+        var landed: String?
+        if offset == 0 {
+            (result, landed) = try await uploadHashingAsItLands(
+                entry, from: local, to: temporary, fsync: fsync, sftp, landingLane: landingLane)
+        } else {
+            result = try await sftp.upload(from: local, to: temporary, resumingAt: offset, fsync: fsync, pacer: pacer)
+        }
+        var sent = try sentEntry(entry, result, local: local)
+        if let digest = landed, digest != sent.sha256 {
+            // The pass will hash the NAS copy itself and judge it.
+            logger.notice(
+                "transfer.landing_hash_failed",
+                metadata: ["worker": .string(name), "path": .string(temporary),
+                           "error": .string("the NAS hashed \(digest) as the file landed; \(sent.sha256 ?? "") was sent"),
+                           "then": "the first verify pass hashes the file"])
+            landed = nil
+        }
+        sent.landedSHA256 = landed
         try await sftp.rename(temporary, to: remote)
         return (sent, Int64(result.bytesSent))
     }

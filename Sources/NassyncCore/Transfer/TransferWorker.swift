@@ -22,6 +22,12 @@ public final class TransferWorker: AgentLoop {
     let connect: NASConnector
     /// One per stream; the first also makes folders and symlinks and writes the manifest.
     let lanes: [ConnectionSlot]
+    /// One per stream, beside its lane: where a big file is hashed on the NAS as it lands.
+    let landingLanes: [ConnectionSlot]
+    /// The verifier's hash command, for those landing hashes (`LandingHash`).
+    let hashCommand: NASHashCommand
+    /// Files from this size on are hashed as they land.
+    let landingMinimumBytes: Int64
     /// Between polls of an empty queue (a claim that finds nothing writes nothing): how long a
     /// run queued by the watcher or `nassync enqueue` waits at most for a free worker to see it.
     let idleDelay: Duration
@@ -50,8 +56,11 @@ public final class TransferWorker: AgentLoop {
         name: String, configuration: Configuration, queue: JobQueue, logger: Logger, idleDelay: Duration = .milliseconds(250),
         metrics: AgentMetrics? = nil, mayStart: @escaping @Sendable () -> Bool = { true }, connect: NASConnector? = nil,
         roots: InstrumentRoots? = nil, clock: AgentClock = .system, heartbeatInterval: Duration = .seconds(10),
-        pacer: BandwidthLimiter? = nil, activity: QueueActivity = .none
+        pacer: BandwidthLimiter? = nil, activity: QueueActivity = .none, hashCommand: NASHashCommand = NASHashCommand(),
+        landingMinimumBytes: Int64 = LandingHash.minimumBytes
     ) {
+        self.hashCommand = hashCommand
+        self.landingMinimumBytes = landingMinimumBytes
         self.activity = activity
         self.pacer = pacer ?? BandwidthLimiter(LiveConfiguration(configuration))
         self.name = name
@@ -60,6 +69,7 @@ public final class TransferWorker: AgentLoop {
         self.roots = roots ?? InstrumentRoots(configuration)
         self.metrics = metrics
         self.lanes = (0..<configuration.agent.streams).map { _ in ConnectionSlot() }
+        self.landingLanes = (0..<configuration.agent.streams).map { _ in ConnectionSlot() }
         self.configuration = configuration
         self.queue = queue
         self.logger = logger
@@ -88,7 +98,7 @@ public final class TransferWorker: AgentLoop {
                 try? await activity.pause(since: seen, upTo: idleDelay, clock: clock)
             }
         }
-        for lane in lanes { await lane.close() }
+        for lane in lanes + landingLanes { await lane.close() }
     }
 
     /// Copies one claimed (`running`) job, and moves it on: to `awaiting_verify`, back to the
@@ -183,7 +193,7 @@ public final class TransferWorker: AgentLoop {
     private func fail(_ job: Job, _ error: Error) async {
         let failure = JobFailure(classifying: error)
         if let transport = error as? TransportError, transport.code != .noSuchFile {
-            for lane in lanes { await lane.close() }  // start the next attempt on fresh connections
+            for lane in lanes + landingLanes { await lane.close() }  // start the next attempt on fresh connections
         }
         do {
             let updated = try await queue.recordFailure(job: job.id!, failure, expected: .running, claimedBy: name)

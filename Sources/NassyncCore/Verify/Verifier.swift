@@ -24,8 +24,8 @@ public final class Verifier: AgentLoop {
     let tick: Duration
     /// Ends the pause between polls early once the queue is written to (a transfer that ended).
     let activity: QueueActivity
-    /// The transfer the last `prepare()` was for.
-    let preparedFor = LockedValue<Int64?>(nil)
+    /// The transfer the last `prepare()` was for, and its tries so far (`prepareTries`: done).
+    let preparedFor = LockedValue<(job: Int64, tries: Int)?>(nil)
     /// What was found out about the NAS on the current connection (probed once per connection
     /// and hash command).
     private let chosen = LockedValue<
@@ -36,6 +36,8 @@ public final class Verifier: AgentLoop {
     private let hungHashers = LockedValue<[[String]]>([])
     /// The last `verify.method` line logged, so a reconnect to the same NAS does not repeat it.
     private let reported = LockedValue<Capabilities?>(nil)
+    /// The hash command found, shared with the transfers for hashing big files as they land.
+    let hashCommand: NASHashCommand
 
     /// How this NAS can be verified: the method, and whether a pass can read its disk.
     struct Capabilities: Sendable, Equatable {
@@ -52,8 +54,10 @@ public final class Verifier: AgentLoop {
     public init(
         configuration: Configuration, queue: JobQueue, logger: Logger, connect: NASConnector? = nil,
         live: LiveConfiguration? = nil, clock: AgentClock = .system, tick: Duration = .milliseconds(250),
-        hashers: [[String]] = RemoteHashProbe.candidates, activity: QueueActivity = .none
+        hashers: [[String]] = RemoteHashProbe.candidates, activity: QueueActivity = .none,
+        hashCommand: NASHashCommand = NASHashCommand()
     ) {
+        self.hashCommand = hashCommand
         self.activity = activity
         self.tick = tick
         self.hashers = hashers
@@ -86,15 +90,25 @@ public final class Verifier: AgentLoop {
     }
 
     /// While a transfer runs, logs in and picks the hash command (once per transfer), so that
-    /// the run's first pass starts when its transfer ends instead of after a login and a probe.
-    /// Only a head start: what fails here is met, and reported, by the pass itself.
+    /// the run's first pass starts when its transfer ends instead of after a login and a probe,
+    /// and the transfer can hash big files as they land. Tried a few times: the probe fails
+    /// while the NAS root is not made yet. Only a head start: what fails here is met, and
+    /// reported, by the pass itself.
     func prepare() async {
-        guard !lanes[0].isConnected, let running = try? await queue.jobs(in: .running, limit: 1).first,
-            preparedFor.swap(running.id) != running.id
-        else { return }
-        guard let sftp = try? await lanes[0].get(connect) else { return }
-        _ = try? await capabilities(for: sftp)
+        if let connection = lanes[0].usableID, chosen.get()?.connection == connection { return }  // ready
+        guard let running = try? await queue.jobs(in: .running, limit: 1).first?.id else { return }
+        let earlier = preparedFor.get()
+        let tries = earlier?.job == running ? earlier?.tries ?? 0 : 0
+        guard tries < Self.prepareTries else { return }
+        do {
+            _ = try await capabilities(for: try await lanes[0].get(connect))
+            preparedFor.swap((job: running, tries: Self.prepareTries))
+        } catch {
+            preparedFor.swap((job: running, tries: tries + 1))
+        }
     }
+
+    static let prepareTries = 5
 
     /// One verify pass over one `awaiting_verify` job.
     public func verify(_ job: Job, heart: Heart = .none) async {
@@ -108,6 +122,10 @@ public final class Verifier: AgentLoop {
             // The first pass follows the transfer, whose bytes the NAS has just written and
             // flushed to its disk; every later pass must find them there.
             let readsDisk = found.dropsCache && job.verifyPasses >= 1
+            // The first pass takes what the transfer hashed on the NAS as it landed, where it
+            // hashed the bytes sent (`LandingHash`).
+            let takesLanded = job.verifyPasses == 0
+            let landedFiles = LockedValue(0)
             // A page of the manifest at a time, each page's findings staged in the queue: a run of
             // a million files is never in memory at once.
             try await queue.beginVerifyPass(job: id)
@@ -118,20 +136,25 @@ public final class Verifier: AgentLoop {
             ).start { hashed.get() }
             defer { recorder.cancel() }  // its last act removes the progress row
             try await queue.forEachManifestPage(job: id, kinds: [.file], limit: Self.pageSize) { page in
-                let findings = try await hash(
-                    page, in: nasPath, method: method, command: found.command, dropCache: readsDisk, heart: heart
-                ) { files, bytes in
+                let count = { @Sendable (files: Int, bytes: Int64) in
                     hashed.update {
                         $0.filesDone += files
                         $0.bytesDone += bytes
                     }
                 }
+                let landed = takesLanded ? page.filter(\.landedAsSent) : []
+                var findings = landed.map { VerifyFinding(path: $0.path, outcome: .match, foundSHA256: $0.landedSHA256) }
+                count(landed.count, landed.reduce(0) { $0 + $1.size })
+                landedFiles.update { $0 += landed.count }
+                findings += try await hash(
+                    landed.isEmpty ? page : page.filter { !$0.landedAsSent }, in: nasPath, method: method,
+                    command: found.command, dropCache: readsDisk, heart: heart, hashed: count)
                 try await queue.stageVerifyFindings(job: id, findings)
             }
             let (updated, result) = try await queue.recordVerifyPass(
                 job: id, method: method.rawValue + (readsDisk ? " (disk)" : ""),
                 requiredPasses: configuration.verify.passes, interval: configuration.verify.interval)
-            report(job, updated, result, method: method, read: readsDisk ? "disk" : "cache")
+            report(job, updated, result, method: method, read: readsDisk ? "disk" : "cache", landed: landedFiles.get())
         } catch let error as QueueError where error.code == .illegalTransition {
             // The job moved on, or its files changed, while the pass ran: the pass proves nothing.
             logger.notice(
@@ -147,12 +170,15 @@ public final class Verifier: AgentLoop {
     static let pageSize = 5000
 
     private func report(
-        _ job: Job, _ updated: Job, _ result: JobQueue.VerifyPassResult, method: Configuration.VerifyMethod, read: String
+        _ job: Job, _ updated: Job, _ result: JobQueue.VerifyPassResult, method: Configuration.VerifyMethod, read: String,
+        landed: Int
     ) {
         var metadata: Logger.Metadata = [
             "job": .stringConvertible(job.id!), "run": .string(job.runPath), "method": .string(method.rawValue),
             "files": .stringConvertible(result.checked), "read": .string(read),
         ]
+        // Files of those hashed on the NAS as they landed, during the transfer.
+        if landed > 0 { metadata["landed"] = .stringConvertible(landed) }
         if result.badCount == 0 {
             metadata["pass"] = .string("\(updated.verifyPasses)/\(configuration.verify.passes)")
             logger.info("verify.passed", metadata: metadata)
@@ -214,6 +240,7 @@ public final class Verifier: AgentLoop {
             found = try probed.get()
         }
         chosen.swap((key, verify.method, verify.remoteCommand, found))
+        hashCommand.set(found.method == .remoteCommand ? found.command : nil)
         if reported.swap(found) != found {
             var metadata: Logger.Metadata = [
                 "method": .string(found.method.rawValue),

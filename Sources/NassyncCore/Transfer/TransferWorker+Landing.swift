@@ -1,0 +1,85 @@
+import Logging
+import SFTPTransport
+
+/// Hashing a big file on the NAS while it is still being sent, so that the run's first verify
+/// pass finds that file's work done instead of reading it all again after the transfer.
+///
+/// A second connection of the lane runs the verifier's hash command on the file's temporary
+/// copy, told how far the upload's acknowledgements have got; it opens the file once and reads
+/// it in order, so its digest is of the inode that is then renamed into place. The digest
+/// counts only if it equals the hash of the bytes sent, and only for the first pass after this
+/// transfer, which comes after the run's `sync -f` like any first pass. Anything else (no hash
+/// command known yet, a refusal, a different digest) leaves the file to that pass to hash.
+public enum LandingHash {
+    /// Below this a file is hashed by the first pass with the rest: following it would cost
+    /// more than the pass saves.
+    public static let minimumBytes: Int64 = 64 << 20
+    /// How much more must have landed before the NAS is told to read on.
+    static let step: UInt64 = 32 << 20
+}
+
+/// The hash command the verifier found working on the NAS (nil: none found yet, or the NAS is
+/// verified by reading files back), shared with the transfers for their landing hashes.
+public final class NASHashCommand: Sendable {
+    private let command: LockedValue<[String]?>
+
+    public init(_ command: [String]? = nil) {
+        self.command = LockedValue(command)
+    }
+
+    public var current: [String]? { command.get() }
+
+    func set(_ found: [String]?) {
+        _ = command.swap(found)
+    }
+}
+
+extension TransferWorker {
+    /// Uploads `local` to `temporary` from byte 0 and, for a big file, hashes it on the NAS as
+    /// it lands over `landingLane`. Returns the upload and the NAS's digest (nil: none taken).
+    func uploadHashingAsItLands(
+        _ entry: ManifestEntry, from local: String, to temporary: String, fsync: Bool, _ sftp: SFTPConnection,
+        landingLane: ConnectionSlot
+    ) async throws -> (UploadResult, landed: String?) {
+        guard entry.size >= landingMinimumBytes else {
+            return (try await sftp.upload(from: local, to: temporary, fsync: fsync, pacer: pacer), nil)
+        }
+        let progress = LandingProgress()
+        async let landed = follow(temporary, progress, over: landingLane)
+        let result: UploadResult
+        do {
+            result = try await sftp.upload(from: local, to: temporary, fsync: fsync, pacer: pacer, landing: progress)
+        } catch {
+            progress.abandon()
+            _ = await landed
+            throw error
+        }
+        progress.complete()
+        return (result, await landed)
+    }
+
+    private func follow(_ path: String, _ progress: LandingProgress, over lane: ConnectionSlot) async -> String? {
+        // The verifier finds the command while the first transfer of a fresh agent is under
+        // way; following late only means reading more at once.
+        var found = hashCommand.current
+        while found == nil {
+            guard progress.current == .running, (try? await Task.sleep(for: .milliseconds(50))) != nil else { return nil }
+            found = hashCommand.current
+        }
+        guard let hasher = found else { return nil }
+        do {
+            let sftp = try await lane.get(connect)
+            return try await sftp.hashAsItLands(
+                path, hasher: hasher, progress: progress, step: LandingHash.step,
+                timeout: Verifier.hashTimeout(bytes: Int64(LandingHash.step) * 2, configuration))
+        } catch {
+            if Task.isCancelled || progress.current == .abandoned { return nil }
+            if error is TransportError { await lane.close() }  // a fresh connection for the next file
+            logger.notice(
+                "transfer.landing_hash_failed",
+                metadata: ["worker": .string(name), "path": .string(path), "error": .string("\(error)"),
+                           "then": "the first verify pass hashes the file"])
+            return nil
+        }
+    }
+}
