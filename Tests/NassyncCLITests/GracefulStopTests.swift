@@ -98,21 +98,24 @@ struct GracefulStopTests {
 
     @Test("SIGTERM mid-verify: the hash command is cut off, the job waits in awaiting_verify, the restart verifies it")
     func stopMidVerify() async throws {
-        // A hash command that takes its time while a flag file exists, so the stop lands mid-pass.
+        // A hash command that takes its time over data.bin while a flag file exists, so the stop
+        // lands mid-pass.
         let folder = try makeLocalFolder("slow-hasher")
         defer { try? FileManager.default.removeItem(atPath: folder) }
         let slow = folder + "/slow-sha256sum"
         let flag = folder + "/slow"
         try """
             #!/bin/sh
-            [ -e '\(flag)' ] && sleep 30
+            case "$*" in *data.bin*) [ -e '\(flag)' ] && sleep 30 ;; esac
             exec sha256sum "$@"
             """.write(toFile: slow, atomically: true, encoding: .utf8)
         chmod(slow, 0o755)
         try Data().write(to: URL(fileURLWithPath: flag))
         let s = try Setup("stop-verify", verify: ["method = \"remote-command\"", "remote_command = \"\(slow)\""])
         defer { try? FileManager.default.removeItem(atPath: s.folder) }
-        try Data(pseudoRandomBytes(count: 200_000, seed: 3)).write(to: URL(fileURLWithPath: s.run + "/data.bin"))
+        // Over 1 MiB (no tar archive) and under 64 MiB (not followed as it lands): only the
+        // pass hashes it. The marker goes in an archive, hashed as it lands.
+        try Data(pseudoRandomBytes(count: 2_000_000, seed: 3)).write(to: URL(fileURLWithPath: s.run + "/data.bin"))
         try Data().write(to: URL(fileURLWithPath: s.run + "/RunComplete.txt"))
 
         let agent = try AgentProcess.start(s.config)

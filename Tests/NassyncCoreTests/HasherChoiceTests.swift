@@ -55,13 +55,18 @@ struct HasherChoiceTests {
         let root = try nas.makeRemoteFolder("hasher-later") + "/made-by-the-first-transfer"
         let p = try Pipeline("hasher-later", remoteRoot: root)
         let hashCommand = NASHashCommand()
-        let verifier = Verifier(configuration: p.configuration, queue: p.queue, logger: p.log.logger, hashCommand: hashCommand)
+        let verifier = Verifier(
+            configuration: p.configuration, queue: p.queue, logger: p.log.logger, clock: p.clock.agent,
+            hashCommand: hashCommand)
         _ = try await p.queueRun("run", files: ["a.bin": pseudoRandomBytes(count: 1_000, seed: 5)])
         _ = try #require(try await p.queue.claim(worker: "w1"))
         await verifier.prepare()
         #expect(p.log.events("verify.method").isEmpty, "no root to probe in")
         #expect(hashCommand.current == nil)
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        await verifier.prepare()
+        #expect(hashCommand.current == nil, "tried again only a second later")
+        p.clock.advance(by: .seconds(1))
         await verifier.prepare()
         #expect(p.log.events("verify.method").first?.metadata["command"] == "openssl dgst -sha256 -r")
         #expect(hashCommand.current == ["openssl", "dgst", "-sha256", "-r"])

@@ -11,7 +11,7 @@ struct LandingHashPassTests {
     typealias Pipeline = PipelineTests.Pipeline
 
     /// A worker and a verifier sharing the hash command, as in the agent; files from 1 MiB on
-    /// are hashed as they land.
+    /// are followed as they land (smaller ones go in archives, hashed once each has landed).
     struct Stages {
         let worker: TransferWorker
         let verifier: Verifier
@@ -44,7 +44,7 @@ struct LandingHashPassTests {
         try #require(try await p.queue.manifest(job: id).first { $0.path == path })
     }
 
-    @Test("the first pass takes the hash the NAS made as the big file landed; the next pass hashes it again and finds rot")
+    @Test("the first pass takes the hashes the NAS made as the big file and an archive landed; the next pass hashes again and finds rot")
     func firstPassTakesTheLandingHash() async throws {
         let p = try Pipeline("landing-pass")
         let stages = Stages(p)
@@ -54,7 +54,8 @@ struct LandingHashPassTests {
         #expect(sent.state == .awaitingVerify, "\(sent.lastError ?? "")")
         let big = try await row(p, id, "big.bin")
         #expect(big.landedSHA256 != nil && big.landedSHA256 == big.sha256, "hashed on the NAS as it landed")
-        #expect(try await row(p, id, "small.txt").landedSHA256 == nil, "a small file is left to the pass")
+        let small = try await row(p, id, "small.txt")
+        #expect(small.landedSHA256 != nil && small.landedSHA256 == small.sha256, "hashed once its archive landed")
 
         // Rot after the landing hash: the first pass does not read the file again...
         let nasCopy = p.remoteRoot + "/SEQ_1/run/big.bin"
@@ -64,8 +65,8 @@ struct LandingHashPassTests {
         try handle.close()
         try await stages.verifyDue(p)
         let passed = try #require(p.log.events("verify.passed").first)
-        #expect(passed.metadata["landed"] == "1")
-        #expect(passed.metadata["files"] == "3")  // with the run's marker file
+        #expect(passed.metadata["landed"] == "3")  // with the run's marker file
+        #expect(passed.metadata["files"] == "3")
         #expect(try await p.job(id).verifyPasses == 1)
         #expect(try await row(p, id, "big.bin").landedSHA256 == nil, "a landing hash serves one pass only")
 
@@ -80,7 +81,9 @@ struct LandingHashPassTests {
         try await stages.transfer(p)
         try await stages.verifyDue(p)
         #expect(try Data(contentsOf: URL(fileURLWithPath: nasCopy)) == Data(Self.files["big.bin"]!))
-        #expect(p.log.events("verify.passed").last?.metadata["landed"] == "1", "the copy sent again landed hashed")
+        #expect(
+            p.log.events("verify.passed").last?.metadata["landed"] == "1",
+            "the copy sent again landed hashed: \(p.log.events("transfer.landing_hash_failed").map(\.metadata))")
     }
 
     @Test("without a hash command from the verifier nothing is followed, and the first pass hashes every file")
@@ -135,5 +138,40 @@ struct LandingHashPassTests {
         _ = try await p.queue.beginScan(job: id, worker: "w1")
         #expect(try await row(p, id, "big.bin").landedSHA256 == nil)
         #expect(try await row(p, id, "big.bin").sha256 == big.sha256, "only the landing hash goes")
+    }
+
+    @Test("a landing hash is recorded only for the hash that was sent, and only while the worker holds the job")
+    func recordedOnlyForTheSentHash() async throws {
+        let p = try Pipeline("landing-record")
+        let id = try await p.queueRun("run", files: Self.files)
+        _ = try #require(try await p.queue.claim(worker: "w1"))
+        let scan = try await p.queue.beginScan(job: id, worker: "w1")
+        try p.queue.recordScanned(scan, [
+            ManifestEntry(path: "a", kind: .file, size: 1, mtimeNanoseconds: 1, inode: 1),
+            ManifestEntry(path: "b", kind: .file, size: 1, mtimeNanoseconds: 1, inode: 2),
+        ])
+        try await p.queue.finishScan(scan, runSignature: nil)
+        var sent: [ManifestEntry] = []
+        for path in ["a", "b"] {
+            var entry = try await row(p, id, path)
+            entry.sha256 = String(repeating: path, count: 64)
+            entry.transferState = .sent
+            sent.append(entry)
+        }
+        try await p.queue.recordTransfer(job: id, worker: "w1", sent)
+        var landed = sent
+        landed[0].landedSHA256 = sent[0].sha256  // what was sent: kept
+        landed[1].landedSHA256 = String(repeating: "c", count: 64)  // another digest: not kept
+        try await p.queue.recordLandedHashes(job: id, worker: "w1", landed)
+        #expect(try await row(p, id, "a").landedSHA256 == sent[0].sha256)
+        #expect(try await row(p, id, "b").landedSHA256 == nil)
+
+        await #expect(throws: QueueError.self, "another worker's transfer is not this one's") {
+            try await p.queue.recordLandedHashes(job: id, worker: "w2", [landed[0]])
+        }
+        try await p.queue.transition(job: id, to: .awaitingVerify, from: .running, claimedBy: "w1", reason: .transferred)
+        await #expect(throws: QueueError.self, "a late hash after the transfer ended") {
+            try await p.queue.recordLandedHashes(job: id, worker: "w1", [landed[0]])
+        }
     }
 }

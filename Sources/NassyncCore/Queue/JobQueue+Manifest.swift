@@ -80,4 +80,22 @@ extension JobQueue {
         try db.execute(
             sql: "UPDATE files SET landed_sha256 = NULL WHERE job_id = ? AND landed_sha256 IS NOT NULL", arguments: [id])
     }
+
+    /// Records the hashes the NAS made of files as they landed (`ManifestEntry.landedSHA256`),
+    /// for those still recorded as sent with that very hash, if `worker` still holds the job:
+    /// once its transfer is over, a late one is no longer this transfer's to add.
+    public func recordLandedHashes(job id: Int64, worker: String, _ entries: [ManifestEntry]) async throws {
+        guard !entries.isEmpty else { return }
+        try await write { db in
+            try Self.check(try Self.fetchJob(db, id), expected: .running, claimedBy: worker)
+            let statement = try db.cachedStatement(
+                sql: """
+                    UPDATE files SET landed_sha256 = ?
+                    WHERE job_id = ? AND path = ? AND sha256 = ? AND transfer_state = 'sent'
+                    """)
+            for entry in entries where entry.landedSHA256 != nil {
+                try statement.execute(arguments: [entry.landedSHA256, id, entry.path, entry.landedSHA256])
+            }
+        }
+    }
 }

@@ -177,42 +177,58 @@ extension TransferWorker {
     }
 
     /// One lane: takes the next file not yet taken and sends it, until none are left. With `tar`,
-    /// small files not yet on the NAS are gathered into archives instead.
+    /// small files not yet on the NAS are gathered into archives instead, and each archive's
+    /// files are hashed on the NAS as they land while the lane sends on.
     private func sendFiles(
         from feed: ManifestFeed, _ progress: TransferProgress, over lane: ConnectionSlot, landingLane: ConnectionSlot,
         runPath: String, nasPath: String, job id: Int64,
         fsync: Bool, fsyncSkipped: Bool, tar: TarBatches?, archiveLimit: TarBatches.Limit
     ) async throws {
-        var archive = TarBatches.Archive(archiveLimit)
-        while !progress.stopped, let entry = try await feed.next() {
-            if Task.isCancelled || progress.claimLost {
-                progress.stop()
-                return
-            }
-            if let tar, TarBatches.takes(entry) {
-                archive.add(entry)
-                if archive.isFull {
-                    try await send(archive, tar, over: lane, progress, runPath: runPath, job: id)
-                    archive = TarBatches.Archive(archiveLimit)
+        // One archive's landing hash at a time per lane; the lane never waits for one.
+        let hashing = LockedValue(false)
+        try await withThrowingTaskGroup(of: Void.self) { landings in
+            func send(_ archive: TarBatches.Archive, _ tar: TarBatches) async throws {
+                let sent = try await self.send(archive, tar, over: lane, progress, runPath: runPath, job: id)
+                guard hashCommand.current != nil, !hashing.get(), !sent.isEmpty else { return }
+                // Landing hashes are recorded only beside the hashes sent.
+                try await queue.recordTransfer(job: id, worker: name, progress.takePending())
+                hashing.swap(true)
+                landings.addTask {
+                    await self.hashLanded(sent, nasPath: nasPath, job: id, over: landingLane)
+                    hashing.swap(false)
                 }
-                continue
             }
-            let sftp = try await lane.get(connect)
-            do {
-                let result = try await send(
-                    entry, from: runPath + "/" + entry.path, to: RemotePath.join(nasPath, entry.path), fsync: fsync,
-                    fsyncSkipped: fsyncSkipped, sftp, landingLane: landingLane)
-                progress.finished(entry, result)
-            } catch let error as TransportError where error.code == .cancelled {
-                progress.stopped(at: entry)
-                return
+            var archive = TarBatches.Archive(archiveLimit)
+            while !progress.stopped, let entry = try await feed.next() {
+                if Task.isCancelled || progress.claimLost {
+                    progress.stop()
+                    return
+                }
+                if let tar, TarBatches.takes(entry) {
+                    archive.add(entry)
+                    if archive.isFull {
+                        try await send(archive, tar)
+                        archive = TarBatches.Archive(archiveLimit)
+                    }
+                    continue
+                }
+                let sftp = try await lane.get(connect)
+                do {
+                    let result = try await self.send(
+                        entry, from: runPath + "/" + entry.path, to: RemotePath.join(nasPath, entry.path), fsync: fsync,
+                        fsyncSkipped: fsyncSkipped, sftp, landingLane: landingLane)
+                    progress.finished(entry, result)
+                } catch let error as TransportError where error.code == .cancelled {
+                    progress.stopped(at: entry)
+                    return
+                }
+                if let batch = progress.batchToFlush() {
+                    try await queue.recordTransfer(job: id, worker: name, batch)
+                }
             }
-            if let batch = progress.batchToFlush() {
-                try await queue.recordTransfer(job: id, worker: name, batch)
+            if let tar, !archive.entries.isEmpty, !progress.stopped, !Task.isCancelled {
+                try await send(archive, tar)
             }
-        }
-        if !archive.entries.isEmpty, !progress.stopped, !Task.isCancelled {
-            try await send(archive, tar!, over: lane, progress, runPath: runPath, job: id)
         }
     }
 

@@ -24,8 +24,9 @@ public final class Verifier: AgentLoop {
     let tick: Duration
     /// Ends the pause between polls early once the queue is written to (a transfer that ended).
     let activity: QueueActivity
-    /// The transfer the last `prepare()` was for, and its tries so far (`prepareTries`: done).
-    let preparedFor = LockedValue<(job: Int64, tries: Int)?>(nil)
+    /// The transfer the last `prepare()` was for, its tries so far (`prepareTries`: done), and
+    /// when the last one was.
+    let preparedFor = LockedValue<(job: Int64, tries: Int, at: Date)?>(nil)
     /// What was found out about the NAS on the current connection (probed once per connection
     /// and hash command).
     private let chosen = LockedValue<
@@ -91,24 +92,28 @@ public final class Verifier: AgentLoop {
 
     /// While a transfer runs, logs in and picks the hash command (once per transfer), so that
     /// the run's first pass starts when its transfer ends instead of after a login and a probe,
-    /// and the transfer can hash big files as they land. Tried a few times: the probe fails
-    /// while the NAS root is not made yet. Only a head start: what fails here is met, and
-    /// reported, by the pass itself.
+    /// and the transfer can hash files as they land. Tried again a second later, up to ten
+    /// times: the probe fails while the NAS root is not made yet. Only a head start: what fails
+    /// here is met, and reported, by the pass itself.
     func prepare() async {
         if let connection = lanes[0].usableID, chosen.get()?.connection == connection { return }  // ready
         guard let running = try? await queue.jobs(in: .running, limit: 1).first?.id else { return }
         let earlier = preparedFor.get()
         let tries = earlier?.job == running ? earlier?.tries ?? 0 : 0
-        guard tries < Self.prepareTries else { return }
+        // Spaced: a big run is still being listed, and its folder not made, for a while.
+        guard tries < Self.prepareTries,
+            earlier.map({ $0.job != running || clock.now.timeIntervalSince($0.at) >= Self.prepareSpacing }) ?? true
+        else { return }
         do {
             _ = try await capabilities(for: try await lanes[0].get(connect))
-            preparedFor.swap((job: running, tries: Self.prepareTries))
+            preparedFor.swap((job: running, tries: Self.prepareTries, at: clock.now))
         } catch {
-            preparedFor.swap((job: running, tries: tries + 1))
+            preparedFor.swap((job: running, tries: tries + 1, at: clock.now))
         }
     }
 
-    static let prepareTries = 5
+    static let prepareTries = 10
+    static let prepareSpacing: TimeInterval = 1
 
     /// One verify pass over one `awaiting_verify` job.
     public func verify(_ job: Job, heart: Heart = .none) async {
