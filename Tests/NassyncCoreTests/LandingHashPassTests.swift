@@ -174,4 +174,18 @@ struct LandingHashPassTests {
             try await p.queue.recordLandedHashes(job: id, worker: "w1", [landed[0]])
         }
     }
+
+    @Test("archived files wait for one hasher per lane, which takes all that landed at each turn; the wait is bounded")
+    func backlog() {
+        let backlog = LandingBacklog()
+        let file = { (name: String) in ManifestEntry(path: name, kind: .file, size: 1, mtimeNanoseconds: 1, inode: 1) }
+        #expect(backlog.add([file("a")]), "no hasher yet: the caller starts one")
+        #expect(!backlog.add([file("b"), file("c")]), "one is at work")
+        #expect(backlog.next()?.map(\.path) == ["a", "b", "c"])
+        #expect(backlog.next() == nil, "none left: the hasher stops")
+        #expect(backlog.add([file("d")]), "and the next archive starts another")
+        #expect(!backlog.add(Array(repeating: file("e"), count: LandingBacklog.limit)))
+        #expect(!backlog.add([file("f")]))
+        #expect(backlog.next()?.count == 1 + LandingBacklog.limit, "beyond the limit, files are left to the pass")
+    }
 }

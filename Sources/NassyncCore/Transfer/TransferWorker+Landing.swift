@@ -83,3 +83,36 @@ extension TransferWorker {
         }
     }
 }
+
+/// A lane's archived files waiting for their landing hash, and whether a hasher is taking them.
+final class LandingBacklog: Sendable {
+    private let state = LockedValue<(files: [ManifestEntry], hashing: Bool)>(([], false))
+    /// Beyond this many waiting files, more are left to the first pass: a NAS that hashes more
+    /// slowly than the lane sends must not make the backlog grow with the run.
+    static let limit = 5000
+
+    /// Adds files that landed; true when no hasher is at work, so the caller must start one.
+    func add(_ files: [ManifestEntry]) -> Bool {
+        var start = false
+        state.update { state in
+            if state.files.count < Self.limit { state.files += files }
+            start = !state.hashing
+            state.hashing = true
+        }
+        return start
+    }
+
+    /// The files waiting, all at once; nil when there are none, and the hasher stops.
+    func next() -> [ManifestEntry]? {
+        var taken: [ManifestEntry]?
+        state.update { state in
+            if state.files.isEmpty {
+                state.hashing = false
+            } else {
+                taken = state.files
+                state.files = []
+            }
+        }
+        return taken
+    }
+}

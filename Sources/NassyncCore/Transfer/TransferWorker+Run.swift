@@ -184,18 +184,20 @@ extension TransferWorker {
         runPath: String, nasPath: String, job id: Int64,
         fsync: Bool, fsyncSkipped: Bool, tar: TarBatches?, archiveLimit: TarBatches.Limit
     ) async throws {
-        // One archive's landing hash at a time per lane; the lane never waits for one.
-        let hashing = LockedValue(false)
+        // The files of archives that landed, waiting for their landing hash: one hasher per lane
+        // takes them all at each turn, and the lane never waits for it.
+        let landed = LandingBacklog()
         try await withThrowingTaskGroup(of: Void.self) { landings in
             func send(_ archive: TarBatches.Archive, _ tar: TarBatches) async throws {
                 let sent = try await self.send(archive, tar, over: lane, progress, runPath: runPath, job: id)
-                guard hashCommand.current != nil, !hashing.get(), !sent.isEmpty else { return }
+                guard hashCommand.current != nil, !sent.isEmpty else { return }
                 // Landing hashes are recorded only beside the hashes sent.
                 try await queue.recordTransfer(job: id, worker: name, progress.takePending())
-                hashing.swap(true)
+                guard landed.add(sent) else { return }  // a hasher is at work, and will take them
                 landings.addTask {
-                    await self.hashLanded(sent, nasPath: nasPath, job: id, over: landingLane)
-                    hashing.swap(false)
+                    while let files = landed.next() {
+                        await self.hashLanded(files, nasPath: nasPath, job: id, over: landingLane)
+                    }
                 }
             }
             var archive = TarBatches.Archive(archiveLimit)

@@ -92,8 +92,8 @@ public final class Verifier: AgentLoop {
 
     /// While a transfer runs, logs in and picks the hash command (once per transfer), so that
     /// the run's first pass starts when its transfer ends instead of after a login and a probe,
-    /// and the transfer can hash files as they land. Tried again a second later, up to ten
-    /// times: the probe fails while the NAS root is not made yet. Only a head start: what fails
+    /// and the transfer can hash files as they land. Tried again every 0.2 s for ten seconds:
+    /// the probe fails while the NAS root is not made yet. Only a head start: what fails
     /// here is met, and reported, by the pass itself.
     func prepare() async {
         if let connection = lanes[0].usableID, chosen.get()?.connection == connection { return }  // ready
@@ -112,8 +112,8 @@ public final class Verifier: AgentLoop {
         }
     }
 
-    static let prepareTries = 10
-    static let prepareSpacing: TimeInterval = 1
+    static let prepareTries = 50
+    static let prepareSpacing: TimeInterval = 0.2
 
     /// One verify pass over one `awaiting_verify` job.
     public func verify(_ job: Job, heart: Heart = .none) async {
