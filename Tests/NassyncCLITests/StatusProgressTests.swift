@@ -30,18 +30,29 @@ struct StatusProgressTests {
 
         let agent = try AgentProcess.start(s.config)
         defer { AgentProcess.kill(agent) }
-        var seen: [String: [[String: Any]]] = [:]
-        var waiting: [String: Any]?
-        for _ in 0..<600 where waiting == nil {
-            let job = try s.job()
-            if let progress = job["progress"] as? [String: Any], let stage = progress["stage"] as? String {
-                seen[stage, default: []].append(progress)
+        // The looks are taken on a thread of their own: with the rest of the suite running, the
+        // test's own task can wait many seconds for a thread of the shared pool (other tests
+        // block theirs), and miss a whole stage.
+        let looks = Looks()
+        await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+            Thread.detachNewThread {
+                for _ in 0..<600 where looks.waiting == nil && looks.failure == nil {
+                    let job: [String: Any]
+                    do { job = try s.job() } catch { looks.failure = error; break }
+                    if let progress = job["progress"] as? [String: Any], let stage = progress["stage"] as? String {
+                        looks.seen[stage, default: []].append(progress)
+                    }
+                    if job["state"] as? String == "awaiting_verify", (job["verify_passes"] as? Int) == 1 {
+                        looks.waiting = job["waiting"] as? [String: Any]
+                    }
+                    Thread.sleep(forTimeInterval: 0.15)
+                }
+                done.resume()
             }
-            if job["state"] as? String == "awaiting_verify", (job["verify_passes"] as? Int) == 1 {
-                waiting = job["waiting"] as? [String: Any]
-            }
-            try await Task.sleep(for: .milliseconds(150))
         }
+        if let failure = looks.failure { throw failure }
+        let seen = looks.seen
+        let waiting = looks.waiting
         for stage in ["transfer", "verify"] {
             let samples = seen[stage] ?? []
             let done = samples.compactMap { $0["bytes_done"] as? Int64 ?? ($0["bytes_done"] as? Int).map(Int64.init) }
@@ -96,4 +107,11 @@ struct StatusProgressTests {
         let refused = try NassyncBinary.run(["status", "--config", config, "5"])
         #expect(refused.status == 64 && refused.stderr.contains("SECONDS goes with --watch"), "\(refused.stderr)")
     }
+}
+
+/// What the looks found, filled by their thread and read once it is done.
+private final class Looks: @unchecked Sendable {
+    var seen: [String: [[String: Any]]] = [:]
+    var waiting: [String: Any]?
+    var failure: (any Error)?
 }
