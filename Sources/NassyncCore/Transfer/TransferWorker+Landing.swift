@@ -1,15 +1,16 @@
 import Logging
 import SFTPTransport
 
-/// Hashing a big file on the NAS while it is still being sent, so that the run's first verify
-/// pass finds that file's work done instead of reading it all again after the transfer.
+/// Hashing files on the NAS as they land, so that the run's first verify pass finds their work
+/// done instead of reading them all again after the transfer: a big file while it is still
+/// being sent (here), the files of a tar archive once it has landed (`hashLanded`).
 ///
-/// A second connection of the lane runs the verifier's hash command on the file's temporary
-/// copy, told how far the upload's acknowledgements have got; it opens the file once and reads
-/// it in order, so its digest is of the inode that is then renamed into place. The digest
-/// counts only if it equals the hash of the bytes sent, and only for the first pass after this
-/// transfer, which comes after the run's `sync -f` like any first pass. Anything else (no hash
-/// command known yet, a refusal, a different digest) leaves the file to that pass to hash.
+/// For a big file, a second connection of the lane runs the verifier's hash command on its
+/// temporary copy, told how far the upload's acknowledgements have got; it opens the file once
+/// and reads it in order, so its digest is of the inode that is then renamed into place. A
+/// digest counts only if it equals the hash of the bytes sent, and only for the first pass
+/// after this transfer, which comes after the run's `sync -f` like any first pass. Anything
+/// else (no hash command known yet, a refusal, a different digest) leaves the file to that pass.
 public enum LandingHash {
     /// Below this a file is hashed by the first pass with the rest: following it would cost
     /// more than the pass saves.
