@@ -40,6 +40,18 @@ struct LandingHashPassTests {
         "big.bin": pseudoRandomBytes(count: 3 * 1_048_576 + 5, seed: 31), "small.txt": Array("small".utf8),
     ]
 
+    /// A queued run claimed by "w1", its manifest listing `paths` (files of 1 byte), unsent.
+    func claimedWithManifest(_ p: Pipeline, _ paths: [String]) async throws -> Int64 {
+        let id = try await p.queueRun("run", files: Self.files)
+        _ = try #require(try await p.queue.claim(worker: "w1"))
+        let scan = try await p.queue.beginScan(job: id, worker: "w1")
+        try p.queue.recordScanned(scan, paths.enumerated().map { index, path in
+            ManifestEntry(path: path, kind: .file, size: 1, mtimeNanoseconds: 1, inode: UInt64(index + 1))
+        })
+        try await p.queue.finishScan(scan, runSignature: nil)
+        return id
+    }
+
     func row(_ p: Pipeline, _ id: Int64, _ path: String) async throws -> ManifestEntry {
         try #require(try await p.queue.manifest(job: id).first { $0.path == path })
     }
@@ -123,11 +135,7 @@ struct LandingHashPassTests {
     @Test("landing hashes of an earlier transfer are dropped when the next one starts")
     func droppedByTheNextTransfer() async throws {
         let p = try Pipeline("landing-next")
-        let id = try await p.queueRun("run", files: Self.files)
-        _ = try #require(try await p.queue.claim(worker: "w1"))
-        let scan = try await p.queue.beginScan(job: id, worker: "w1")
-        try p.queue.recordScanned(scan, [ManifestEntry(path: "big.bin", kind: .file, size: 10, mtimeNanoseconds: 1, inode: 1)])
-        try await p.queue.finishScan(scan, runSignature: nil)
+        let id = try await claimedWithManifest(p, ["big.bin"])
         var big = try await row(p, id, "big.bin")
         big.sha256 = String(repeating: "a", count: 64)
         big.transferState = .sent
@@ -143,14 +151,7 @@ struct LandingHashPassTests {
     @Test("a landing hash is recorded only for the hash that was sent, and only while the worker holds the job")
     func recordedOnlyForTheSentHash() async throws {
         let p = try Pipeline("landing-record")
-        let id = try await p.queueRun("run", files: Self.files)
-        _ = try #require(try await p.queue.claim(worker: "w1"))
-        let scan = try await p.queue.beginScan(job: id, worker: "w1")
-        try p.queue.recordScanned(scan, [
-            ManifestEntry(path: "a", kind: .file, size: 1, mtimeNanoseconds: 1, inode: 1),
-            ManifestEntry(path: "b", kind: .file, size: 1, mtimeNanoseconds: 1, inode: 2),
-        ])
-        try await p.queue.finishScan(scan, runSignature: nil)
+        let id = try await claimedWithManifest(p, ["a", "b"])
         var sent: [ManifestEntry] = []
         for path in ["a", "b"] {
             var entry = try await row(p, id, path)

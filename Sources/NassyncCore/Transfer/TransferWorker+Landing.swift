@@ -36,14 +36,15 @@ public final class NASHashCommand: Sendable {
 }
 
 extension TransferWorker {
-    /// Uploads `local` to `temporary` from byte 0 and, for a big file, hashes it on the NAS as
-    /// it lands over `landingLane`. Returns the upload and the NAS's digest (nil: none taken).
+    /// Uploads `local` to `temporary` from `offset` and, for a big file sent from byte 0, hashes
+    /// it on the NAS as it lands over `landingLane`. Returns the upload and the NAS's digest (nil:
+    /// none taken).
     func uploadHashingAsItLands(
-        _ entry: ManifestEntry, from local: String, to temporary: String, fsync: Bool, _ sftp: SFTPConnection,
-        landingLane: ConnectionSlot
+        _ entry: ManifestEntry, from local: String, to temporary: String, resumingAt offset: UInt64, fsync: Bool,
+        _ sftp: SFTPConnection, landingLane: ConnectionSlot
     ) async throws -> (UploadResult, landed: String?) {
-        guard entry.size >= landingMinimumBytes else {
-            return (try await sftp.upload(from: local, to: temporary, fsync: fsync, pacer: pacer), nil)
+        guard offset == 0, entry.size >= landingMinimumBytes else {
+            return (try await sftp.upload(from: local, to: temporary, resumingAt: offset, fsync: fsync, pacer: pacer), nil)
         }
         let progress = LandingProgress()
         async let landed = follow(temporary, progress, over: landingLane)
@@ -75,13 +76,25 @@ extension TransferWorker {
                 timeout: Verifier.hashTimeout(bytes: Int64(LandingHash.step) * 2, configuration))
         } catch {
             if Task.isCancelled || progress.current == .abandoned { return nil }
-            if error is TransportError { await lane.close() }  // a fresh connection for the next file
-            logger.notice(
-                "transfer.landing_hash_failed",
-                metadata: ["worker": .string(name), "path": .string(path), "error": .string("\(error)"),
-                           "then": "the first verify pass hashes the file"])
+            await landingHashFailed(error, path: path, over: lane)
             return nil
         }
+    }
+
+    /// A landing hash that failed: its connection is replaced after a transport failure, and
+    /// the failure said; the first pass hashes the files (`files`: an archive's) instead.
+    func landingHashFailed(_ error: any Error, path: String, files: Int? = nil, over lane: ConnectionSlot) async {
+        if error is TransportError { await lane.close() }  // a fresh connection for the next files
+        reportLandingHashFailed(path: path, files: files, "\(error)")
+    }
+
+    func reportLandingHashFailed(path: String, files: Int? = nil, _ problem: String) {
+        var metadata: Logger.Metadata = [
+            "worker": .string(name), "path": .string(path), "error": .string(problem),
+            "then": .string("the first verify pass hashes the \(files == nil ? "file" : "files")"),
+        ]
+        if let files { metadata["files"] = .stringConvertible(files) }
+        logger.notice("transfer.landing_hash_failed", metadata: metadata)
     }
 }
 

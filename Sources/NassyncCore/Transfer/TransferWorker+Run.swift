@@ -325,22 +325,13 @@ extension TransferWorker {
         {
             offset = partial.size  // resume where the NAS copy ends
         }
-        let result: UploadResult
-        var landed: String?
-        if offset == 0 {
-            (result, landed) = try await uploadHashingAsItLands(
-                entry, from: local, to: temporary, fsync: fsync, sftp, landingLane: landingLane)
-        } else {
-            result = try await sftp.upload(from: local, to: temporary, resumingAt: offset, fsync: fsync, pacer: pacer)
-        }
+        var (result, landed) = try await uploadHashingAsItLands(
+            entry, from: local, to: temporary, resumingAt: offset, fsync: fsync, sftp, landingLane: landingLane)
         var sent = try sentEntry(entry, result, local: local)
         if let digest = landed, digest != sent.sha256 {
             // The pass will hash the NAS copy itself and judge it.
-            logger.notice(
-                "transfer.landing_hash_failed",
-                metadata: ["worker": .string(name), "path": .string(temporary),
-                           "error": .string("the NAS hashed \(digest) as the file landed; \(sent.sha256 ?? "") was sent"),
-                           "then": "the first verify pass hashes the file"])
+            reportLandingHashFailed(
+                path: temporary, "the NAS hashed \(digest) as the file landed; \(sent.sha256 ?? "") was sent")
             landed = nil
         }
         sent.landedSHA256 = landed

@@ -66,12 +66,8 @@ extension TransferWorker {
             try await queue.recordLandedHashes(job: id, worker: name, landed)
         } catch {
             if Task.isCancelled { return }
-            if error is TransportError { await lane.close() }
-            logger.notice(
-                "transfer.landing_hash_failed",
-                metadata: ["worker": .string(name), "path": .string(sent.first.map { RemotePath.join(nasPath, $0.path) } ?? ""),
-                           "files": .stringConvertible(sent.count), "error": .string("\(error)"),
-                           "then": "the first verify pass hashes the files"])
+            await landingHashFailed(
+                error, path: sent.first.map { RemotePath.join(nasPath, $0.path) } ?? "", files: sent.count, over: lane)
         }
     }
 
