@@ -21,6 +21,42 @@ struct LandingHashTests {
         return pgrep.terminationStatus == 0
     }
 
+    /// The (local) test NAS's processes reading for a follow of `path`: the script's shell, the
+    /// subshells of its pipeline and their children (`dd`, the hasher).
+    static func followerProcesses(for path: String) -> [Int32] {
+        let pgrep = Process()
+        let output = Pipe()
+        pgrep.executableURL = URL(fileURLWithPath: "/usr/bin/pgrep")
+        pgrep.arguments = ["-f", "nassync-landing \(path)"]
+        pgrep.standardOutput = output
+        try? pgrep.run()
+        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        pgrep.waitUntilExit()
+        let shells = text.split(separator: "\n").compactMap { Int32($0) }
+        let all = (try? FileManager.default.contentsOfDirectory(atPath: "/proc"))?.compactMap { Int32($0) } ?? []
+        return shells + all.filter { pid in processStatus(pid).map { shells.contains($0.parent) } ?? false }
+    }
+
+    /// A process's parent and niceness, from /proc (nil once it has gone).
+    static func processStatus(_ pid: Int32) -> (parent: Int32, niceness: Int)? {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+            let end = stat.lastIndex(of: ")")
+        else { return nil }
+        // After the command's name: state, parent, ... niceness is the 17th field from there.
+        let fields = stat[stat.index(after: end)...].split(separator: " ")
+        guard fields.count > 16, let parent = Int32(fields[1]), let niceness = Int(fields[16]) else { return nil }
+        return (parent, niceness)
+    }
+
+    /// A file of 3 MiB on the NAS in a folder of its own, and a connection to follow it over
+    /// (whose upload is then said to be running, or abandoned, by the test).
+    static func fileToFollow(_ folder: String, seed: UInt64) async throws -> (remote: String, follower: SFTPConnection) {
+        let nas = try TestNAS.require()
+        let remote = try nas.makeRemoteFolder(folder) + "/file.part"
+        try Data(pseudoRandomBytes(count: 3 * 1_048_576, seed: seed)).write(to: URL(fileURLWithPath: remote))
+        return (remote, try await SFTPConnection.connect(nas.shellLogin))
+    }
+
     static func waitUntil(_ condition: () -> Bool) async throws -> Bool {
         for _ in 0..<100 {
             if condition() { return true }
@@ -59,10 +95,7 @@ struct LandingHashTests {
 
     @Test("an abandoned follow returns no digest and leaves no process on the NAS")
     func abandoned() async throws {
-        let nas = try TestNAS.require()
-        let remote = try nas.makeRemoteFolder("landing-abandoned") + "/file.part"
-        try Data(pseudoRandomBytes(count: 3 * 1_048_576, seed: 22)).write(to: URL(fileURLWithPath: remote))
-        let follower = try await SFTPConnection.connect(nas.shellLogin)
+        let (remote, follower) = try await Self.fileToFollow("landing-abandoned", seed: 22)
         let progress = LandingProgress()
         async let digest = follower.hashAsItLands(
             remote, hasher: Self.openssl, progress: progress, step: Self.mebibyte, timeout: .seconds(30))
@@ -73,6 +106,25 @@ struct LandingHashTests {
         #expect(try await Self.waitUntil { !Self.followerRunning(for: remote) }, "nothing is left running on the NAS")
         // The connection is still good for the next file.
         #expect(try await follower.statIfExists(remote) != nil)
+        await follower.close()
+    }
+
+    @Test("the NAS reads at the lowest priority, so the sshd receiving the upload goes first")
+    func lowPriority() async throws {
+        let (remote, follower) = try await Self.fileToFollow("landing-priority", seed: 23)
+        let progress = LandingProgress()
+        async let digest = follower.hashAsItLands(
+            remote, hasher: Self.openssl, progress: progress, step: Self.mebibyte, timeout: .seconds(30))
+        // The hasher starts with the pipeline, at once: wait for the shell and its children.
+        #expect(try await Self.waitUntil { Self.followerProcesses(for: remote).count >= 3 }, "the follower runs")
+        let statuses = Self.followerProcesses(for: remote).compactMap(Self.processStatus)
+        #expect(!statuses.isEmpty && statuses.allSatisfy { $0.niceness == 19 }, "\(statuses)")
+        // Control: the sshd that started the script runs at the usual priority, so the 19 is
+        // the script's own doing, not this machine's.
+        let sshd = statuses.map(\.parent).compactMap(Self.processStatus).map(\.niceness)
+        #expect(sshd.contains(0), "\(sshd)")
+        progress.abandon()
+        #expect(try await digest == nil)
         await follower.close()
     }
 

@@ -38,16 +38,19 @@ public final class NASHashCommand: Sendable {
 extension TransferWorker {
     /// Uploads `local` to `temporary` from `offset` and, for a big file sent from byte 0, hashes
     /// it on the NAS as it lands over `landingLane`. Returns the upload and the NAS's digest (nil:
-    /// none taken).
+    /// none taken). The wait for the digest after the upload is announced to `heart`.
     func uploadHashingAsItLands(
         _ entry: ManifestEntry, from local: String, to temporary: String, resumingAt offset: UInt64, fsync: Bool,
-        _ sftp: SFTPConnection, landingLane: ConnectionSlot
+        _ sftp: SFTPConnection, landingLane: ConnectionSlot, heart: Heart = .none
     ) async throws -> (UploadResult, landed: String?) {
         guard offset == 0, entry.size >= landingMinimumBytes else {
             return (try await sftp.upload(from: local, to: temporary, resumingAt: offset, fsync: fsync, pacer: pacer), nil)
         }
         let progress = LandingProgress()
-        async let landed = follow(temporary, progress, over: landingLane)
+        // At the upload's end the hash runs at low priority and may have fallen behind: it has as
+        // long as a pass would take for the whole file.
+        let timeout = Verifier.hashTimeout(bytes: entry.size, configuration)
+        async let landed = follow(temporary, progress, timeout: timeout, over: landingLane)
         let result: UploadResult
         do {
             result = try await sftp.upload(from: local, to: temporary, fsync: fsync, pacer: pacer, landing: progress)
@@ -57,10 +60,13 @@ extension TransferWorker {
             throw error
         }
         progress.complete()
+        heart.beat(busyFor: timeout)  // no bytes move while the NAS reads the rest
         return (result, await landed)
     }
 
-    private func follow(_ path: String, _ progress: LandingProgress, over lane: ConnectionSlot) async -> String? {
+    private func follow(
+        _ path: String, _ progress: LandingProgress, timeout: Duration, over lane: ConnectionSlot
+    ) async -> String? {
         // The verifier finds the command while the first transfer of a fresh agent is under
         // way; following late only means reading more at once.
         var found = hashCommand.current
@@ -72,8 +78,7 @@ extension TransferWorker {
         do {
             let sftp = try await lane.get(connect)
             return try await sftp.hashAsItLands(
-                path, hasher: hasher, progress: progress, step: LandingHash.step,
-                timeout: Verifier.hashTimeout(bytes: Int64(LandingHash.step) * 2, configuration))
+                path, hasher: hasher, progress: progress, step: LandingHash.step, timeout: timeout)
         } catch {
             if Task.isCancelled || progress.current == .abandoned { return nil }
             await landingHashFailed(error, path: path, over: lane)

@@ -145,7 +145,8 @@ extension TransferWorker {
                         try await self.sendFiles(
                             from: feed, progress, over: lane, landingLane: landingLane, runPath: job.runPath,
                             nasPath: location.nasPath, job: id,
-                            fsync: fsyncEachFile, fsyncSkipped: fsyncSkipped, tar: tar, archiveLimit: archiveLimit)
+                            fsync: fsyncEachFile, fsyncSkipped: fsyncSkipped, tar: tar, archiveLimit: archiveLimit,
+                            heart: heart)
                     }
                 }
                 try await group.waitForAll()
@@ -182,7 +183,7 @@ extension TransferWorker {
     private func sendFiles(
         from feed: ManifestFeed, _ progress: TransferProgress, over lane: ConnectionSlot, landingLane: ConnectionSlot,
         runPath: String, nasPath: String, job id: Int64,
-        fsync: Bool, fsyncSkipped: Bool, tar: TarBatches?, archiveLimit: TarBatches.Limit
+        fsync: Bool, fsyncSkipped: Bool, tar: TarBatches?, archiveLimit: TarBatches.Limit, heart: Heart
     ) async throws {
         // The files of archives that landed, waiting for their landing hash: one hasher per lane
         // takes them all at each turn, and the lane never waits for it.
@@ -218,7 +219,7 @@ extension TransferWorker {
                 do {
                     let result = try await self.send(
                         entry, from: runPath + "/" + entry.path, to: RemotePath.join(nasPath, entry.path), fsync: fsync,
-                        fsyncSkipped: fsyncSkipped, sftp, landingLane: landingLane)
+                        fsyncSkipped: fsyncSkipped, sftp, landingLane: landingLane, heart: heart)
                     progress.finished(entry, result)
                 } catch let error as TransportError where error.code == .cancelled {
                     progress.stopped(at: entry)
@@ -295,7 +296,7 @@ extension TransferWorker {
     /// bytes sent (nil: skipped, already there).
     private func send(
         _ entry: ManifestEntry, from local: String, to remote: String, fsync: Bool, fsyncSkipped: Bool,
-        _ sftp: SFTPConnection, landingLane: ConnectionSlot
+        _ sftp: SFTPConnection, landingLane: ConnectionSlot, heart: Heart
     ) async throws -> (entry: ManifestEntry, bytesSent: Int64)? {
         if entry.deletedAt != nil {
             // Deleted by a cleanup after it was proven: the NAS copy is all there is.
@@ -326,7 +327,8 @@ extension TransferWorker {
             offset = partial.size  // resume where the NAS copy ends
         }
         var (result, landed) = try await uploadHashingAsItLands(
-            entry, from: local, to: temporary, resumingAt: offset, fsync: fsync, sftp, landingLane: landingLane)
+            entry, from: local, to: temporary, resumingAt: offset, fsync: fsync, sftp, landingLane: landingLane,
+            heart: heart)
         var sent = try sentEntry(entry, result, local: local)
         if let digest = landed, digest != sent.sha256 {
             // The pass will hash the NAS copy itself and judge it.
