@@ -12,18 +12,11 @@ struct LandingHashTests {
 
     /// Whether a follower's reading process is running on the (local) test NAS for `path`.
     static func followerRunning(for path: String) -> Bool {
-        let pgrep = Process()
-        pgrep.executableURL = URL(fileURLWithPath: "/usr/bin/pgrep")
-        pgrep.arguments = ["-f", "nassync-landing \(path)"]
-        pgrep.standardOutput = FileHandle.nullDevice
-        try? pgrep.run()
-        pgrep.waitUntilExit()
-        return pgrep.terminationStatus == 0
+        !followerShells(for: path).isEmpty
     }
 
-    /// The (local) test NAS's processes reading for a follow of `path`: the script's shell, the
-    /// subshells of its pipeline and their children (`dd`, the hasher).
-    static func followerProcesses(for path: String) -> [Int32] {
+    /// The follow script's shell and the subshells of its pipeline, for `path`.
+    static func followerShells(for path: String) -> [Int32] {
         let pgrep = Process()
         let output = Pipe()
         pgrep.executableURL = URL(fileURLWithPath: "/usr/bin/pgrep")
@@ -32,9 +25,18 @@ struct LandingHashTests {
         try? pgrep.run()
         let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         pgrep.waitUntilExit()
-        let shells = text.split(separator: "\n").compactMap { Int32($0) }
+        return text.split(separator: "\n").compactMap { Int32($0) }
+    }
+
+    /// The (local) test NAS's processes reading for a follow of `path`, each once: the script's
+    /// shells and their children (`dd`, the hasher).
+    static func followerProcesses(for path: String) -> [Int32] {
+        let shells = followerShells(for: path)
         let all = (try? FileManager.default.contentsOfDirectory(atPath: "/proc"))?.compactMap { Int32($0) } ?? []
-        return shells + all.filter { pid in processStatus(pid).map { shells.contains($0.parent) } ?? false }
+        let children = all.filter { pid in
+            !shells.contains(pid) && processStatus(pid).map { shells.contains($0.parent) } ?? false
+        }
+        return shells + children
     }
 
     /// A process's parent and niceness, from /proc (nil once it has gone).

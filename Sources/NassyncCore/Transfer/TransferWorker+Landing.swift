@@ -41,7 +41,7 @@ extension TransferWorker {
     /// none taken). The wait for the digest after the upload is announced to `heart`.
     func uploadHashingAsItLands(
         _ entry: ManifestEntry, from local: String, to temporary: String, resumingAt offset: UInt64, fsync: Bool,
-        _ sftp: SFTPConnection, landingLane: ConnectionSlot, heart: Heart = .none
+        _ sftp: SFTPConnection, landingLane: ConnectionSlot, heart: Heart
     ) async throws -> (UploadResult, landed: String?) {
         guard offset == 0, entry.size >= landingMinimumBytes else {
             return (try await sftp.upload(from: local, to: temporary, resumingAt: offset, fsync: fsync, pacer: pacer), nil)
